@@ -1,0 +1,138 @@
+# erg: energy-aware routing for large reasoning models.
+# `make` builds build/erg; `make test` runs every test; `make run` the demo.
+# Quiet unless V=1. SAN=1 builds with AddressSanitizer + UBSan into build-san/.
+
+ARCH      ?= x86
+ifeq ($(SAN),1)
+OUT       ?= build-san
+SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+OUT       ?= build
+SANFLAGS  :=
+endif
+
+CC        ?= cc
+CLANG     ?= clang
+BPFTOOL   ?= bpftool
+CFLAGS    ?= -O2 -g
+CFLAGS    += -std=gnu11 -Wall -Wextra $(SANFLAGS)
+CPPFLAGS  += -Iinclude -Iuser -I$(OUT) -D_GNU_SOURCE
+LDFLAGS   += $(SANFLAGS)
+LDLIBS    += $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz \
+             -luring -lcjson -linih -lm -lpthread
+BPFCFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall \
+             -Ivmlinux/$(ARCH) -Iinclude
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.SECONDARY:
+.PHONY: all deps check-deps test test-unit test-san run bench clean vmlinux
+
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
+SKELS      := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
+USER_SRCS  := $(wildcard user/*.c)
+USER_OBJS  := $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
+LIB_OBJS   := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
+UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
+FIXT_SRCS  := $(wildcard tests/fixtures/*.c)
+FIXT_BINS  := $(patsubst tests/fixtures/%.c,$(OUT)/fixtures/%,$(FIXT_SRCS))
+BENCH_SRCS := $(wildcard tests/bench/*.c)
+BENCH_BINS := $(patsubst tests/bench/%.c,$(OUT)/bench/%,$(BENCH_SRCS))
+
+# mk/*.mk add their own programs to EXTRA_BINS (demo workers, model tools).
+EXTRA_BINS :=
+-include $(sort $(wildcard mk/*.mk))
+
+all: check-deps $(OUT)/erg $(FIXT_BINS) $(EXTRA_BINS)
+
+# Debian 12 packages erg builds and tests with; `make deps` installs them.
+DEB_PKGS := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config \
+            liburing-dev libcjson-dev libinih-dev libcmocka-dev libncurses-dev \
+            make gcc
+deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (it calls apt-get install)"; exit 2; fi
+	$(Q)DEBIAN_FRONTEND=noninteractive apt-get update -qq
+	$(Q)DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEB_PKGS) >/dev/null
+	@echo "deps: installed $(DEB_PKGS)"
+
+# Name the missing package and the command that installs it, instead of a
+# compiler error three screens later.
+check-deps:
+	@missing=""; \
+	need() { command -v "$$1" >/dev/null 2>&1 || missing="$$missing $$2"; }; \
+	hdr()  { [ -e "/usr/include/$$1" ] || missing="$$missing $$2"; }; \
+	need $(CLANG) clang; need llc llvm; need $(BPFTOOL) bpftool; need pkg-config pkg-config; \
+	hdr bpf/libbpf.h libbpf-dev; hdr gelf.h libelf-dev; hdr zlib.h zlib1g-dev; \
+	hdr liburing.h liburing-dev; hdr cjson/cJSON.h libcjson-dev; hdr ini.h libinih-dev; \
+	hdr cmocka.h libcmocka-dev; \
+	if [ -n "$$missing" ]; then \
+	  echo "erg: missing Debian package(s):$$missing"; \
+	  echo "     install them with: sudo apt-get install$$missing   (or: sudo make deps)"; \
+	  exit 2; \
+	fi
+
+vmlinux:
+	$(call msg,BTF,vmlinux/$(ARCH)/vmlinux.h)
+	$(Q)mkdir -p vmlinux/$(ARCH)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/$(ARCH)/vmlinux.h
+
+$(OUT) $(OUT)/user $(OUT)/tests $(OUT)/fixtures $(OUT)/bench:
+	$(Q)mkdir -p $@
+
+$(OUT)/%.bpf.o: bpf/%.bpf.c include/erg.h $(wildcard bpf/*.h) | $(OUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPFCFLAGS) -c $< -o $@
+
+$(OUT)/%.skel.h: $(OUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
+
+$(OUT)/user/%.o: user/%.c $(wildcard user/*.h) include/erg.h $(SKELS) | $(OUT)/user
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(OUT)/erg: $(USER_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(OUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUT)/tests
+	$(call msg,TEST,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -lcmocka -o $@
+
+$(OUT)/fixtures/%: tests/fixtures/%.c | $(OUT)/fixtures
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< -lm -lpthread -ldl -o $@
+
+$(OUT)/bench/%: tests/bench/%.c $(LIB_OBJS) | $(OUT)/bench
+	$(call msg,BENCH,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(LIB_OBJS) $(LDLIBS) -o $@
+
+# Every test: unit (cmocka), integration (root + BPF), then the unit tests
+# again under ASan+UBSan. One summary line at the end.
+test: all $(UNIT_BINS)
+	$(Q)$(MAKE) --no-print-directory SAN=1 all-tests-san
+	$(Q)tests/run.sh $(OUT) build-san
+
+test-unit: all $(UNIT_BINS)
+	$(Q)tests/run.sh --unit-only $(OUT)
+
+all-tests-san: $(OUT)/erg $(UNIT_BINS) $(FIXT_BINS) $(EXTRA_BINS)
+
+run: all
+	$(Q)tests/demo/run.sh $(OUT)
+
+bench: all $(BENCH_BINS)
+	$(Q)for b in $(BENCH_BINS); do $$b || exit 1; done
+
+clean:
+	$(call msg,CLEAN,build build-san)
+	$(Q)rm -rf build build-san

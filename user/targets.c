@@ -1,0 +1,303 @@
+/* Attach targets from the command line and from an INI config file. */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <ini.h>
+#include "targets.h"
+#include "procfs.h"
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+
+static const char *kind_flag(enum target_kind kind)
+{
+	return kind == TARGET_PID ? "--pid" : kind == TARGET_COMM ? "--comm" : "--cgroup";
+}
+
+static struct target *append(struct target_set *set)
+{
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 8;
+		struct target *items = realloc(set->items, cap * sizeof(*items));
+
+		if (!items)
+			return NULL;
+		set->items = items;
+		set->cap = cap;
+	}
+	memset(&set->items[set->n], 0, sizeof(set->items[0]));
+	return &set->items[set->n++];
+}
+
+static bool valid_model_name(const char *s)
+{
+	if (!*s || strlen(s) >= TARGET_MODEL_LEN)
+		return false;
+	for (; *s; s++)
+		if (!isgraph((unsigned char)*s) || *s == '"' || *s == '\\')
+			return false;
+	return true;
+}
+
+static int parse_pid(const char *s, int *pid)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v <= 0 || v > INT_MAX)
+		return -1;
+	*pid = (int)v;
+	return 0;
+}
+
+int target_add(struct target_set *set, enum target_kind kind, const char *spec,
+	       const char *proc_root, char *err, size_t errlen)
+{
+	char what[TARGET_PATH_LEN], model[TARGET_MODEL_LEN] = "";
+	const char *eq = strrchr(spec, '=');
+	size_t what_len = eq ? (size_t)(eq - spec) : strlen(spec);
+	struct target *t;
+
+	if (set->n >= ERG_MAX_WORKERS) {
+		snprintf(err, errlen, "too many targets (at most %d)", ERG_MAX_WORKERS);
+		return -1;
+	}
+	if (what_len == 0 || what_len >= sizeof(what)) {
+		snprintf(err, errlen, "%s '%s': expected %s[=MODEL]", kind_flag(kind), spec,
+			 kind == TARGET_PID ? "PID" : kind == TARGET_COMM ? "NAME" : "PATH");
+		return -1;
+	}
+	memcpy(what, spec, what_len);
+	what[what_len] = '\0';
+	if (eq) {
+		if (!valid_model_name(eq + 1)) {
+			snprintf(err, errlen, "%s '%s': model name after '=' must be 1-%d printable characters without spaces or quotes",
+				 kind_flag(kind), spec, TARGET_MODEL_LEN - 1);
+			return -1;
+		}
+		snprintf(model, sizeof(model), "%s", eq + 1);
+	}
+
+	t = append(set);
+	if (!t) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	t->kind = kind;
+	switch (kind) {
+	case TARGET_PID:
+		if (parse_pid(what, &t->pid)) {
+			set->n--;
+			snprintf(err, errlen, "--pid '%s': '%s' is not a process id (expected PID[=MODEL], e.g. --pid 4242=qwen-7b)", spec, what);
+			return -1;
+		}
+		if (!procfs_exists(proc_root, t->pid) ||
+		    (!model[0] && procfs_comm(proc_root, t->pid, model, sizeof(model)) < 0)) {
+			set->n--;
+			snprintf(err, errlen, "--pid %d: no such process (check it with: ps -p %d)", t->pid, t->pid);
+			return -1;
+		}
+		break;
+	case TARGET_COMM:
+		if (what_len >= ERG_COMM_LEN) {
+			set->n--;
+			snprintf(err, errlen, "--comm '%s': process names are at most %d characters (as in /proc/PID/comm)", what, ERG_COMM_LEN - 1);
+			return -1;
+		}
+		memcpy(t->comm, what, what_len + 1);
+		if (!model[0])
+			memcpy(model, what, what_len + 1);
+		break;
+	case TARGET_CGROUP: {
+		struct statfs fs;
+		struct stat st;
+		const char *base;
+
+		if (stat(what, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			set->n--;
+			snprintf(err, errlen, "--cgroup '%s': no such cgroup directory (give the path under the cgroup v2 mount, e.g. /sys/fs/cgroup/my.slice)", what);
+			return -1;
+		}
+		if (statfs(what, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC) {
+			set->n--;
+			snprintf(err, errlen, "--cgroup '%s': not a cgroup v2 directory (erg follows cgroup v2 only; find its mount with: mount -t cgroup2)", what);
+			return -1;
+		}
+		snprintf(t->path, sizeof(t->path), "%s", what);
+		t->cgroup_id = st.st_ino;	/* a cgroup v2 id is its directory's inode */
+		if (!model[0]) {
+			base = strrchr(what, '/');
+			base = base && base[1] ? base + 1 : what;
+			snprintf(model, sizeof(model), "%.*s", TARGET_MODEL_LEN - 1, base);
+		}
+		break;
+	}
+	}
+	snprintf(t->model, sizeof(t->model), "%s", model);
+	return 0;
+}
+
+struct config_ctx {
+	struct target_set *set;
+	const char *path;
+	const char *proc_root;
+	char *err;
+	size_t errlen;
+	int failed;
+	FILE *file;
+	int lineno;	/* line being parsed: inih calls the handler per line read */
+};
+
+/* Debian's inih does not pass line numbers to the handler; count them here. */
+static char *config_reader(char *buf, int size, void *stream)
+{
+	struct config_ctx *ctx = stream;
+	char *line = fgets(buf, size, ctx->file);
+
+	if (line)
+		ctx->lineno++;
+	return line;
+}
+
+static int config_number(struct config_ctx *ctx, const char *key, const char *value, double *out)
+{
+	char *end;
+	double v = strtod(value, &end);
+
+	if (end == value || *end || v < 0 || v != v) {
+		snprintf(ctx->err, ctx->errlen, "%s: [power] %s = '%s': expected a number >= 0",
+			 ctx->path, key, value);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+static int config_handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct config_ctx *ctx = user;
+	int lineno = ctx->lineno;
+	char line_err[512];
+
+	if (ctx->failed)
+		return 0;
+	if (!strcmp(section, "power")) {
+		int rc = 0;
+
+		if (!strcmp(name, "source")) {
+			if (!energy_choice_parse(value, &ctx->set->source)) {
+				snprintf(ctx->err, ctx->errlen, "%s:%d: [power] source = '%s': expected auto, rapl, hwmon or model",
+					 ctx->path, lineno, value);
+				rc = -1;
+			}
+			ctx->set->have_source = true;
+		} else if (!strcmp(name, "idle_watts")) {
+			rc = config_number(ctx, name, value, &ctx->set->power.idle_watts);
+		} else if (!strcmp(name, "watts_per_busy_core")) {
+			rc = config_number(ctx, name, value, &ctx->set->power.watts_per_busy_core);
+		} else {
+			snprintf(ctx->err, ctx->errlen, "%s:%d: [power] unknown key '%s' (known: source, idle_watts, watts_per_busy_core)",
+				 ctx->path, lineno, name);
+			rc = -1;
+		}
+		if (rc) {
+			ctx->failed = lineno;
+			return 0;
+		}
+		return 1;
+	}
+	if (!strncmp(section, "model ", 6)) {
+		const char *model = section + 6;
+		enum target_kind kind;
+		char copy[1024], *tok, *save = NULL;
+
+		while (*model == ' ')
+			model++;
+		if (!strcmp(name, "pid") || !strcmp(name, "pids"))
+			kind = TARGET_PID;
+		else if (!strcmp(name, "comm") || !strcmp(name, "comms"))
+			kind = TARGET_COMM;
+		else if (!strcmp(name, "cgroup") || !strcmp(name, "cgroups"))
+			kind = TARGET_CGROUP;
+		else {
+			snprintf(ctx->err, ctx->errlen, "%s:%d: [model %s] unknown key '%s' (known: pid, comm, cgroup)",
+				 ctx->path, lineno, model, name);
+			ctx->failed = lineno;
+			return 0;
+		}
+		snprintf(copy, sizeof(copy), "%s", value);
+		for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+			char spec[TARGET_PATH_LEN + TARGET_MODEL_LEN + 2];
+
+			snprintf(spec, sizeof(spec), "%s=%s", tok, model);
+			if (target_add(ctx->set, kind, spec, ctx->proc_root, line_err, sizeof(line_err))) {
+				snprintf(ctx->err, ctx->errlen, "%s:%d: %s", ctx->path, lineno, line_err);
+				ctx->failed = lineno;
+				return 0;
+			}
+		}
+		return 1;
+	}
+	snprintf(ctx->err, ctx->errlen, "%s:%d: unknown section [%s] (expected [power] or [model NAME])",
+		 ctx->path, lineno, section);
+	ctx->failed = lineno;
+	return 0;
+}
+
+int targets_load_config(struct target_set *set, const char *path, const char *proc_root,
+			char *err, size_t errlen)
+{
+	struct config_ctx ctx = { set, path, proc_root, err, errlen, 0, NULL, 0 };
+	int rc;
+
+	ctx.file = fopen(path, "r");
+	if (!ctx.file) {
+		snprintf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = ini_parse_stream(config_reader, &ctx, config_handler, &ctx);
+	fclose(ctx.file);
+	if (ctx.failed)
+		return -1;
+	if (rc > 0) {
+		snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path, rc);
+		return -1;
+	}
+	if (rc < 0) {
+		snprintf(err, errlen, "%s: cannot parse config file (out of memory)", path);
+		return -1;
+	}
+	return 0;
+}
+
+size_t targets_models(const struct target_set *set, const char **names, size_t max_names,
+		      size_t *model_of)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < set->n; i++) {
+		size_t m;
+
+		for (m = 0; m < n; m++)
+			if (!strcmp(names[m], set->items[i].model))
+				break;
+		if (m == n && n < max_names)
+			names[n++] = set->items[i].model;
+		model_of[i] = m < n ? m : n - 1;
+	}
+	return n;
+}
+
+void targets_free(struct target_set *set)
+{
+	free(set->items);
+	memset(set, 0, sizeof(*set));
+}

@@ -1,0 +1,49 @@
+/* The loader of bpf/sched.bpf.c: attaches to the targets of a target_set and
+ * reads on-CPU time per worker (one worker per target, same order).
+ *
+ * Shape, as in libbpf-tools: open the skeleton, set rodata, pick tp_btf or
+ * raw_tp (bpf_program__set_autoload), load, fill the maps, attach, then scan
+ * /proc for processes that were already running; one cleanup path. */
+#ifndef ERG_TRACKER_H
+#define ERG_TRACKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "targets.h"
+
+struct tracker_opts {
+	bool force_raw_tp;	/* skip tp_btf (tests the fallback) */
+	bool verbose;		/* print libbpf's debug output */
+	const char *proc_root;	/* NULL: /proc */
+};
+
+struct tracker;
+
+/* Needs root or CAP_BPF+CAP_PERFMON. NULL on failure with a one-line reason
+ * and hint in err. */
+struct tracker *tracker_open(const struct target_set *targets, const struct tracker_opts *opts,
+			     char *err, size_t errlen);
+
+/* Cumulative on-CPU seconds of each worker since attach, including the
+ * slices in flight on each CPU; cpu_s has one slot per target. procs gets the
+ * number of live processes per worker (may be NULL). */
+int tracker_read(struct tracker *t, double *cpu_s, unsigned *procs);
+
+/* Re-scan /proc: adopt processes matching --comm targets (renamed after exec,
+ * or missed) and drop entries of processes that are gone. */
+void tracker_refresh(struct tracker *t);
+
+/* "tp_btf" or "raw_tp": which sched_switch program runs. */
+const char *tracker_mode(const struct tracker *t);
+
+/* Adopt one more process into worker `worker` (used by tests and by callers
+ * that learn of a worker's pid later). */
+int tracker_adopt(struct tracker *t, int pid, unsigned worker);
+
+void tracker_close(struct tracker *t);
+
+/* Whether this process may load tracing BPF programs; if not, err says what is
+ * missing (root, or CAP_BPF+CAP_PERFMON). */
+bool tracker_privileged(char *err, size_t errlen);
+
+#endif
