@@ -167,14 +167,14 @@ static char *config_reader(char *buf, int size, void *stream)
 	return line;
 }
 
-static int config_number(struct config_ctx *ctx, const char *key, const char *value, double *out)
+static int config_number(struct config_ctx *ctx, int lineno, const char *key, const char *value, double *out)
 {
 	char *end;
 	double v = strtod(value, &end);
 
 	if (end == value || *end || v < 0 || v != v) {
-		snprintf(ctx->err, ctx->errlen, "%s: [power] %s = '%s': expected a number >= 0",
-			 ctx->path, key, value);
+		snprintf(ctx->err, ctx->errlen, "%s:%d: [power] %s = '%s': expected a number >= 0",
+			 ctx->path, lineno, key, value);
 		return -1;
 	}
 	*out = v;
@@ -200,9 +200,9 @@ static int config_handler(void *user, const char *section, const char *name, con
 			}
 			ctx->set->have_source = true;
 		} else if (!strcmp(name, "idle_watts")) {
-			rc = config_number(ctx, name, value, &ctx->set->power.idle_watts);
+			rc = config_number(ctx, lineno, name, value, &ctx->set->power.idle_watts);
 		} else if (!strcmp(name, "watts_per_busy_core")) {
-			rc = config_number(ctx, name, value, &ctx->set->power.watts_per_busy_core);
+			rc = config_number(ctx, lineno, name, value, &ctx->set->power.watts_per_busy_core);
 		} else {
 			snprintf(ctx->err, ctx->errlen, "%s:%d: [power] unknown key '%s' (known: source, idle_watts, watts_per_busy_core)",
 				 ctx->path, lineno, name);

@@ -1,0 +1,118 @@
+"""erg top follows workers through their lives: children forked after
+attach are adopted by the fork hook, a worker that exits mid-run is dropped
+cleanly (no map entry left, erg keeps running), a --comm target picks up a
+process started after attach (exec hook), and a --cgroup target counts the
+processes of that cgroup."""
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import ergtest as t
+
+t.require_bpf()
+
+# --- a child forked after attach -------------------------------------------
+_, late = t.start_worker("--duty", "0.3", "--late-children", "1", "--late-after", "1.0")
+t.signal_group(late, signal.SIGSTOP)
+before = t.group_cpu_seconds(late)
+erg = t.Erg("top", "--pid", "%d=late" % late, "--json", "0.5")
+erg.wait_for(lambda l: l.get("type") == "total")
+t.signal_group(late, signal.SIGCONT)
+time.sleep(3.5)
+t.signal_group(late, signal.SIGSTOP)
+time.sleep(0.1)
+erg.wait_ticks(2)
+proc = t.group_cpu_seconds(late) - before
+row = erg.last_model("late")
+t.check(row["workers"] == 2, "child forked after attach is adopted (2 processes, got %d)" % row["workers"])
+err = t.relative_error(row["cpu_s"], proc)
+t.log("late fork: erg %.3f s, /proc %.3f s, error %.2f%%" % (row["cpu_s"], proc, 100 * err))
+t.check(err < 0.02, "late-forked tree within 2% of /proc")
+erg.stop()
+t.cleanup()
+
+# --- a worker that exits mid-run ---------------------------------------------
+p, short = t.start_worker("--duty", "0.5", "--seconds", "1.5")
+_, stays = t.start_worker("--duty", "0.2")
+erg = t.Erg("top", "--pid", "%d=short" % short, "--pid", "%d=stays" % stays, "--json", "0.5")
+erg.wait_for(lambda l: l.get("type") == "total")
+p.wait(timeout=10)
+erg.wait_ticks(3)
+row = erg.last_model("short")
+t.check(row["workers"] == 0, "exited worker leaves no tracked process behind")
+t.check(row["cpu_s"] > 0.3, "its CPU time is kept after it exits (%.2f s)" % row["cpu_s"])
+t.check(erg.proc.poll() is None, "erg keeps running after a worker exits")
+t.check(erg.last_model("stays")["workers"] == 1, "the other worker is still tracked")
+t.check(erg.stop() == 0, "erg exits 0")
+t.check_conservation(erg.lines())
+t.cleanup()
+
+# --- --comm picks up a process started after attach --------------------------
+tmp = tempfile.mkdtemp()
+spin = os.path.join(tmp, "ergspin")
+shutil.copy(t.BUSY, spin)
+erg = t.Erg("top", "--comm", "ergspin=spinner", "--json", "0.5")
+erg.wait_for(lambda l: l.get("type") == "total")
+t.check(erg.last_model("spinner")["workers"] == 0, "no ergspin process before it starts")
+sp = subprocess.Popen([spin, "--duty", "0.5", "--seconds", "3"], stdout=subprocess.DEVNULL, start_new_session=True)
+t._started.append(sp)
+time.sleep(1.0)
+pid_cpu = None
+deadline = time.monotonic() + 10
+while time.monotonic() < deadline and sp.poll() is None:
+    try:
+        pid_cpu = t.proc_cpu_seconds(sp.pid)
+    except OSError:
+        break
+    time.sleep(0.05)
+sp.wait(timeout=10)
+erg.wait_ticks(2)
+row = erg.last_model("spinner")
+t.log("comm: erg %.3f s, /proc %.3f s (last reading before exit)" % (row["cpu_s"], pid_cpu))
+t.check(row["workers"] == 0, "the exited ergspin process is dropped")
+t.check(pid_cpu > 1.0 and row["cpu_s"] >= pid_cpu * 0.98,
+        "process started after attach counted from its exec (erg %.3f >= 98%% of %.3f)" % (row["cpu_s"], pid_cpu))
+t.check(row["cpu_s"] <= pid_cpu * 1.05 + 0.05, "and not more than it burned")
+erg.stop()
+shutil.rmtree(tmp)
+t.cleanup()
+
+# --- --cgroup ------------------------------------------------------------------
+mnt = None
+with open("/proc/mounts") as f:
+    for line in f:
+        parts = line.split()
+        if parts[2] == "cgroup2":
+            mnt = parts[1]
+            break
+if mnt is None:
+    t.skip("no cgroup v2 mount for the --cgroup part (the rest passed)")
+cg = os.path.join(mnt, "erg-test-%d" % os.getpid())
+os.mkdir(cg)
+try:
+    _, member = t.start_worker("--duty", "0.4")
+    _, outsider = t.start_worker("--duty", "0.4")
+    t.signal_group(member, signal.SIGSTOP)
+    with open(os.path.join(cg, "cgroup.procs"), "w") as f:
+        f.write(str(member))
+    before = t.group_cpu_seconds(member)
+    erg = t.Erg("top", "--cgroup", cg + "=boxed", "--json", "0.5")
+    erg.wait_for(lambda l: l.get("type") == "total")
+    t.signal_group(member, signal.SIGCONT)
+    time.sleep(3)
+    t.signal_group(member, signal.SIGSTOP)
+    time.sleep(0.1)
+    erg.wait_ticks(2)
+    proc = t.group_cpu_seconds(member) - before
+    row = erg.last_model("boxed")
+    err = t.relative_error(row["cpu_s"], proc)
+    t.log("cgroup: erg %.3f s, /proc %.3f s, error %.2f%%, processes %d" % (row["cpu_s"], proc, 100 * err, row["workers"]))
+    t.check(row["workers"] == 1, "only the process in the cgroup is tracked")
+    t.check(err < 0.02, "cgroup member within 2% of /proc")
+    erg.stop()
+finally:
+    t.cleanup()
+    time.sleep(0.2)
+    os.rmdir(cg)
