@@ -49,6 +49,7 @@ BENCH_SRCS := $(wildcard tests/bench/*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(OUT)/bench/%,$(BENCH_SRCS))
 
 # mk/*.mk add their own programs to EXTRA_BINS (demo workers, model tools).
+.DEFAULT_GOAL := all
 EXTRA_BINS :=
 -include $(sort $(wildcard mk/*.mk))
 
@@ -57,7 +58,7 @@ all: check-deps $(OUT)/erg $(FIXT_BINS) $(EXTRA_BINS)
 # Debian 12 packages erg builds and tests with; `make deps` installs them.
 DEB_PKGS := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config \
             liburing-dev libcjson-dev libinih-dev libcmocka-dev libncurses-dev \
-            make gcc
+            make gcc python3 util-linux
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (it calls apt-get install)"; exit 2; fi
 	$(Q)DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -65,7 +66,9 @@ deps:
 	@echo "deps: installed $(DEB_PKGS)"
 
 # Name the missing package and the command that installs it, instead of a
-# compiler error three screens later.
+# compiler error three screens later. As root, install them (AUTO_DEPS=0 to
+# only report), so `make run` and `make test` work on a fresh machine.
+AUTO_DEPS ?= 1
 check-deps:
 	@missing=""; \
 	need() { command -v "$$1" >/dev/null 2>&1 || missing="$$missing $$2"; }; \
@@ -74,7 +77,10 @@ check-deps:
 	hdr bpf/libbpf.h libbpf-dev; hdr gelf.h libelf-dev; hdr zlib.h zlib1g-dev; \
 	hdr liburing.h liburing-dev; hdr cjson/cJSON.h libcjson-dev; hdr ini.h libinih-dev; \
 	hdr cmocka.h libcmocka-dev; \
-	if [ -n "$$missing" ]; then \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && [ "$(AUTO_DEPS)" = 1 ]; then \
+	  echo "erg: installing missing Debian package(s):$$missing (make deps)"; \
+	  $(MAKE) --no-print-directory deps || exit 2; \
+	elif [ -n "$$missing" ]; then \
 	  echo "erg: missing Debian package(s):$$missing"; \
 	  echo "     install them with: sudo apt-get install$$missing   (or: sudo make deps)"; \
 	  exit 2; \
@@ -85,7 +91,7 @@ vmlinux:
 	$(Q)mkdir -p vmlinux/$(ARCH)
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > vmlinux/$(ARCH)/vmlinux.h
 
-$(OUT) $(OUT)/user $(OUT)/tests $(OUT)/fixtures $(OUT)/bench:
+$(OUT) $(OUT)/user $(OUT)/tests $(OUT)/fixtures $(OUT)/bench: | check-deps
 	$(Q)mkdir -p $@
 
 $(OUT)/%.bpf.o: bpf/%.bpf.c include/erg.h $(wildcard bpf/*.h) | $(OUT)

@@ -40,4 +40,56 @@ struct erg_cpu_state {
 	unsigned int worker_id;		/* ERG_NO_WORKER if not tracked */
 };
 
+/* Socket traffic of a tracked process, one event per read/write-family
+ * syscall on a socket (bpf/sockets.bpf.c). User space turns the stream of
+ * events per connection into request windows (user/requests.h). */
+enum erg_sock_dir { ERG_SOCK_IN = 0, ERG_SOCK_OUT = 1, ERG_SOCK_CLOSE = 2 };
+
+struct erg_sock_event {
+	unsigned long long ts_ns;	/* CLOCK_MONOTONIC */
+	unsigned long long cpu_ns;	/* the process's on-CPU time so far (stamp) */
+	unsigned int tgid;
+	int fd;
+	unsigned int dir;		/* enum erg_sock_dir */
+	unsigned int bytes;
+};
+
+/* ---- GPU driver calls (bpf/gpu.bpf.c) ---- */
+
+/* Counters of one tracked process from its CUDA driver calls and its ioctls
+ * on /dev/nvidia*, key: tgid. Launches and copies count when the call
+ * returned success; a call that reaches another probed entry point counts
+ * once (the outermost call). */
+struct erg_gpu_proc {
+	unsigned int worker_id;		/* from the sched side's procs map */
+	unsigned int _pad;
+	unsigned long long launches;	/* kernel launches + graph launches */
+	unsigned long long graph_launches;
+	unsigned long long threads;	/* sum of grid x block over kernel launches */
+	unsigned long long copies;	/* memcpy calls (sync and async) */
+	unsigned long long bytes_h2d;
+	unsigned long long bytes_d2h;
+	unsigned long long syncs;	/* stream/context/event synchronize calls */
+	unsigned long long sync_ns;	/* host time blocked in them */
+	unsigned long long ioctls;	/* ioctl() on a /dev/nvidia* character device */
+	unsigned long long nested;	/* probed calls made from inside another */
+	unsigned long long failed;	/* calls that returned an error */
+	unsigned long long busy_ns;	/* closed busy windows */
+	unsigned long long window;	/* the open busy window, ERG_GPU_WIN_* */
+	unsigned long long enqueue_seq;	/* work items enqueued (launches, copies) */
+	unsigned long long streams;	/* streams seen (each got a window slot) */
+	unsigned long long races;	/* window updates given up under contention */
+};
+
+/* The open busy window of a process, one word so that it changes with one
+ * compare-and-swap: bits 63..48 are stream slots with work outstanding (a
+ * stream gets slot streams % ERG_GPU_STREAM_SLOTS), bits 47..0 the
+ * CLOCK_MONOTONIC time (ns mod 2^48, about 78 h) at which the first of them
+ * got work. No slot set: no window is open. */
+#define ERG_GPU_STREAM_SLOTS	16
+#define ERG_GPU_WIN_SLOTS_SHIFT	48
+#define ERG_GPU_WIN_SINCE_MASK	((1ULL << 48) - 1)
+#define ERG_GPU_WIN_SLOTS(w)	((unsigned)((w) >> ERG_GPU_WIN_SLOTS_SHIFT))
+#define ERG_GPU_WIN_SINCE(w)	((w) & ERG_GPU_WIN_SINCE_MASK)
+
 #endif /* ERG_H */

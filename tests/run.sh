@@ -13,6 +13,15 @@ out=${1:?usage: tests/run.sh [--unit-only] OUT [SAN_OUT]}
 san=${2:-}
 root=$(cd "$(dirname "$0")/.." && pwd)
 passed=0 failed=0 skipped=0
+
+# What BPF needs mounted (PLATFORM.md): tracefs for classic tracepoints,
+# bpffs for pinning. tp_btf, raw_tp and uprobes need neither.
+if [ "$(id -u)" = 0 ]; then
+	mountpoint -q /sys/kernel/tracing || mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null ||
+		echo "warning: could not mount tracefs on /sys/kernel/tracing"
+	mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf 2>/dev/null ||
+		echo "warning: could not mount bpffs on /sys/fs/bpf"
+fi
 failures=()
 
 run_unit_dir() { # dir label

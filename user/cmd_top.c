@@ -13,6 +13,8 @@
 #include "attrib.h"
 #include "commands.h"
 #include "energy.h"
+#include "requests.h"
+#include "sock_tracker.h"
 #include "targets.h"
 #include "tracker.h"
 
@@ -25,6 +27,7 @@ struct top_opts {
 	double interval_s;
 	long count;		/* 0: until Ctrl-C */
 	bool json;
+	bool no_requests;
 };
 
 /* Per-model running state. */
@@ -34,6 +37,9 @@ struct model_row {
 	double cpu_s;		/* cumulative since attach */
 	uint64_t nj;		/* cumulative attributed nanojoules */
 	uint64_t tick_nj;	/* this tick */
+	uint64_t request_nj;	/* part of nj spent inside request windows */
+	unsigned long long requests;	/* requests completed */
+	size_t requests_active;
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -75,13 +81,17 @@ static void usage(FILE *out)
 "  -j, --json                   NDJSON: per interval one {\"type\":\"model\"} line per\n"
 "                               model and one {\"type\":\"total\"} line; cpu_s and\n"
 "                               joules are cumulative since attach\n"
+"      --no-requests            do not follow socket traffic (no per-request joules)\n"
 "      --raw-tp                 use the raw_tp programs instead of tp_btf\n"
 "  -v, --verbose                print libbpf's log\n"
 "  -h, --help                   this text\n"
 "\n"
 "Attribution: each interval the node's active energy (total minus idle) is\n"
 "split among the workers by their share of the node's busy CPU time (Kepler's\n"
-"method); idle and untracked work stay unattributed.\n"
+"method); idle and untracked work stay unattributed. Each worker's joules are\n"
+"split further among its requests by the CPU each used, requests being cut\n"
+"from the worker's socket reads and writes (a completed request prints a\n"
+"{\"type\":\"request\"} line with --json); the rest is non-request work.\n"
 "\n"
 "Example: erg top --pid 4242=qwen-7b --comm llama-server=llama-70b 1 10\n");
 }
@@ -99,7 +109,7 @@ static int parse_positive(const char *s, double *out)
 
 static int parse_args(int argc, char **argv, struct top_opts *o)
 {
-	enum { OPT_IDLE = 256, OPT_WPC, OPT_SYSFS, OPT_PROCFS, OPT_RAW };
+	enum { OPT_IDLE = 256, OPT_WPC, OPT_SYSFS, OPT_PROCFS, OPT_RAW, OPT_NO_REQ };
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "comm", required_argument, NULL, 'c' },
@@ -112,6 +122,7 @@ static int parse_args(int argc, char **argv, struct top_opts *o)
 		{ "procfs-root", required_argument, NULL, OPT_PROCFS },
 		{ "json", no_argument, NULL, 'j' },
 		{ "raw-tp", no_argument, NULL, OPT_RAW },
+		{ "no-requests", no_argument, NULL, OPT_NO_REQ },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 }
@@ -173,6 +184,9 @@ static int parse_args(int argc, char **argv, struct top_opts *o)
 			break;
 		case OPT_RAW:
 			o->tracker.force_raw_tp = true;
+			break;
+		case OPT_NO_REQ:
+			o->no_requests = true;
 			break;
 		case 'v':
 			o->tracker.verbose = true;
@@ -259,6 +273,9 @@ struct top_state {
 	const struct top_opts *o;
 	struct energy_source *energy;
 	struct tracker *tracker;
+	struct request_tracker *requests;
+	struct sock_tracker *socks;
+	uint64_t worker_request_nj[ERG_MAX_WORKERS], worker_nonrequest_nj[ERG_MAX_WORKERS];
 	size_t n_workers, n_models;
 	size_t model_of[ERG_MAX_WORKERS];
 	struct model_row models[MAX_MODELS];
@@ -270,6 +287,43 @@ struct top_state {
 	uint64_t total_nj, attributed_nj, unattributed_nj, tick_total_nj;
 	long ticks;
 };
+
+/* Completed requests: counted per model, one NDJSON line each with --json. */
+static void report_completed_requests(struct top_state *st)
+{
+	struct request_info done[64];
+	size_t n;
+
+	while ((n = requests_take_completed(st->requests, done, 64)) > 0) {
+		for (size_t i = 0; i < n; i++) {
+			struct model_row *row = &st->models[st->model_of[done[i].worker]];
+
+			row->requests++;
+			if (!st->o->json)
+				continue;
+			cJSON *o = cJSON_CreateObject();
+			char *line;
+
+			cJSON_AddStringToObject(o, "type", "request");
+			cJSON_AddNumberToObject(o, "ts", wall_s());
+			cJSON_AddStringToObject(o, "model", row->name);
+			cJSON_AddNumberToObject(o, "id", (double)done[i].id);
+			cJSON_AddNumberToObject(o, "pid", done[i].tgid);
+			cJSON_AddNumberToObject(o, "duration_s", done[i].end_s - done[i].start_s);
+			cJSON_AddNumberToObject(o, "cpu_s", (double)done[i].cpu_ns / 1e9);
+			cJSON_AddNumberToObject(o, "bytes_in", (double)done[i].bytes_in);
+			cJSON_AddNumberToObject(o, "bytes_out", (double)done[i].bytes_out);
+			cJSON_AddNumberToObject(o, "joules", attrib_joules(done[i].nj));
+			cJSON_AddNumberToObject(o, "nj", (double)done[i].nj);
+			cJSON_AddStringToObject(o, "source", energy_name(st->energy));
+			line = cJSON_PrintUnformatted(o);
+			if (line)
+				puts(line);
+			free(line);
+			cJSON_Delete(o);
+		}
+	}
+}
 
 static int tick(struct top_state *st, double now_s)
 {
@@ -284,6 +338,8 @@ static int tick(struct top_state *st, double now_s)
 		return -1;
 	}
 	tracker_refresh(st->tracker);
+	if (st->socks && sock_tracker_poll(st->socks) < 0)
+		fprintf(stderr, "erg top: reading socket events failed; per-request joules may be short\n");
 	if (tracker_read(st->tracker, st->cur_cpu, st->procs)) {
 		fprintf(stderr, "erg top: cannot read the BPF counters: %s\n", strerror(errno));
 		return -1;
@@ -306,10 +362,21 @@ static int tick(struct top_state *st, double now_s)
 	st->attributed_nj += res.attributed_nj;
 	st->unattributed_nj += res.unattributed_nj;
 	st->tick_total_nj = in.total_nj;
+	if (st->requests) {
+		unsigned open_tgids[256];
+		size_t n_open = requests_open_tgids(st->requests, open_tgids, 256);
+
+		for (size_t i = 0; i < n_open; i++)
+			requests_stamp(st->requests, open_tgids[i], now_s,
+				       tracker_proc_cpu_ns(st->tracker, open_tgids[i]));
+		requests_split(st->requests, now_s, st->worker_tick_nj, st->tick_cpu,
+			       st->worker_request_nj, st->worker_nonrequest_nj);
+	}
 	for (size_t m = 0; m < st->n_models; m++) {
 		st->models[m].tick_nj = 0;
 		st->models[m].procs = 0;
 		st->models[m].cpu_s = 0;
+		st->models[m].requests_active = 0;
 	}
 	for (size_t w = 0; w < st->n_workers; w++) {
 		struct model_row *row = &st->models[st->model_of[w]];
@@ -318,7 +385,13 @@ static int tick(struct top_state *st, double now_s)
 		row->nj += st->worker_tick_nj[w];
 		row->procs += st->procs[w];
 		row->cpu_s += st->cur_cpu[w];
+		if (st->requests) {
+			row->request_nj += st->worker_request_nj[w];
+			row->requests_active += requests_active(st->requests, (unsigned)w);
+		}
 	}
+	if (st->requests)
+		report_completed_requests(st);
 	st->prev_sample = sample;
 	st->tick_s = dt;
 	st->prev_s = now_s;
@@ -344,15 +417,22 @@ static void print_table(const struct top_state *st, bool summary)
 	else
 		printf("erg top - %.1f s since attach, sched via %s\n", elapsed, tracker_mode(st->tracker));
 	printf("energy: %s\n", energy_describe(st->energy));
-	printf("%-24s %7s %10s %9s %12s %7s  %s\n", "MODEL", "PROCS", "CPU_S",
-	       summary ? "AVG_W" : "WATTS", "JOULES", "SHARE", "SOURCE");
+	printf("%-24s %7s %10s %9s %12s %7s %6s %9s  %s\n", "MODEL", "PROCS", "CPU_S",
+	       summary ? "AVG_W" : "WATTS", "JOULES", "SHARE", "REQS", "J/REQ", "SOURCE");
 	for (size_t m = 0; m < st->n_models; m++) {
 		const struct model_row *r = &st->models[m];
 		double watts = summary ? (elapsed > 0 ? attrib_joules(r->nj) / elapsed : 0)
 				       : attrib_joules(r->tick_nj) / dt;
 
-		printf("%-24s %7u %10.3f %9.2f %12.3f %6.1f%%  %s\n", r->name, r->procs, r->cpu_s, watts,
-		       attrib_joules(r->nj), share_pct(r->nj, st->total_nj), src);
+		char reqs[16] = "-", per_req[16] = "-";
+
+		if (st->requests) {
+			snprintf(reqs, sizeof(reqs), "%llu", r->requests);
+			if (r->requests)
+				snprintf(per_req, sizeof(per_req), "%.3f", attrib_joules(r->request_nj) / (double)r->requests);
+		}
+		printf("%-24s %7u %10.3f %9.2f %12.3f %6.1f%% %6s %9s  %s\n", r->name, r->procs, r->cpu_s, watts,
+		       attrib_joules(r->nj), share_pct(r->nj, st->total_nj), reqs, per_req, src);
 	}
 	printf("%-24s %7s %10s %9s %12.3f %6.1f%%\n", "attributed", "", "", "",
 	       attrib_joules(st->attributed_nj), share_pct(st->attributed_nj, st->total_nj));
@@ -386,6 +466,14 @@ static void print_json(const struct top_state *st, const char *type_total)
 		cJSON_AddNumberToObject(o, "watts", attrib_joules(r->tick_nj) / dt);
 		cJSON_AddNumberToObject(o, "share", st->total_nj ? (double)r->nj / (double)st->total_nj : 0.0);
 		cJSON_AddStringToObject(o, "source", src);
+		cJSON_AddNumberToObject(o, "nj", (double)r->nj);
+		if (st->requests) {
+			cJSON_AddNumberToObject(o, "requests", (double)r->requests);
+			cJSON_AddNumberToObject(o, "requests_active", (double)r->requests_active);
+			cJSON_AddNumberToObject(o, "request_joules", attrib_joules(r->request_nj));
+			cJSON_AddNumberToObject(o, "nonrequest_joules", attrib_joules(r->nj - r->request_nj));
+			cJSON_AddNumberToObject(o, "request_nj", (double)r->request_nj);
+		}
 		line = cJSON_PrintUnformatted(o);
 		if (line)
 			puts(line);
@@ -449,6 +537,15 @@ int cmd_top(int argc, char **argv)
 		rc = 2;
 		goto out;
 	}
+	if (!o.no_requests) {
+		st->requests = requests_new(st->n_workers, 5.0);
+		st->socks = st->requests ? sock_tracker_open(st->tracker, st->requests, err, sizeof(err)) : NULL;
+		if (!st->socks) {
+			fprintf(stderr, "erg top: per-request joules off: %s\n", st->requests ? err : "out of memory");
+			requests_free(st->requests);
+			st->requests = NULL;
+		}
+	}
 	st->start_s = st->prev_s = monotonic_s();
 	st->energy = energy_open(&o.energy, st->start_s, err, sizeof(err));
 	if (!st->energy) {
@@ -493,6 +590,8 @@ int cmd_top(int argc, char **argv)
 		print_table(st, true);
 out:
 	energy_close(st->energy);
+	sock_tracker_close(st->socks);
+	requests_free(st->requests);
 	tracker_close(st->tracker);
 	targets_free(&o.targets);
 	free(st);

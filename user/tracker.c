@@ -334,6 +334,33 @@ int tracker_read(struct tracker *t, double *cpu_s, unsigned *procs)
 	return 0;
 }
 
+int tracker_worker_of(struct tracker *t, unsigned tgid)
+{
+	unsigned worker;
+
+	return is_tracked(t, (int)tgid, &worker) ? (int)worker : -1;
+}
+
+int tracker_procs_fd(const struct tracker *t)
+{
+	return bpf_map__fd(t->skel->maps.procs);
+}
+
+int tracker_cpu_state_fd(const struct tracker *t)
+{
+	return bpf_map__fd(t->skel->maps.cpu_state);
+}
+
+unsigned long long tracker_proc_cpu_ns(struct tracker *t, unsigned tgid)
+{
+	struct erg_proc proc;
+	__u32 key = tgid;
+
+	if (bpf_map__lookup_elem(t->skel->maps.procs, &key, sizeof(key), &proc, sizeof(proc), 0))
+		return 0;
+	return proc.cpu_ns;
+}
+
 const char *tracker_mode(const struct tracker *t)
 {
 	return t->raw_tp ? "raw_tp" : "tp_btf";

@@ -40,6 +40,18 @@ const char *tracker_mode(const struct tracker *t);
  * that learn of a worker's pid later). */
 int tracker_adopt(struct tracker *t, int pid, unsigned worker);
 
+/* The worker a process belongs to; -1 if it is not tracked. */
+int tracker_worker_of(struct tracker *t, unsigned tgid);
+
+/* fd of the tgid -> worker map, for other BPF objects to share
+ * (bpf_map__reuse_fd) so they follow the same processes. */
+int tracker_procs_fd(const struct tracker *t);
+/* fd of the per-CPU "who runs since when" map, shared likewise. */
+int tracker_cpu_state_fd(const struct tracker *t);
+/* On-CPU nanoseconds of one tracked process so far (finished slices);
+ * 0 if it is not tracked. */
+unsigned long long tracker_proc_cpu_ns(struct tracker *t, unsigned tgid);
+
 void tracker_close(struct tracker *t);
 
 /* Whether this process may load tracing BPF programs; if not, err says what is
