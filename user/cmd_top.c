@@ -13,6 +13,7 @@
 #include "attrib.h"
 #include "commands.h"
 #include "energy.h"
+#include "ledger.h"
 #include "requests.h"
 #include "sock_tracker.h"
 #include "targets.h"
@@ -28,6 +29,7 @@ struct top_opts {
 	long count;		/* 0: until Ctrl-C */
 	bool json;
 	bool no_requests;
+	struct ledger_config ledger;
 };
 
 /* Per-model running state. */
@@ -77,6 +79,8 @@ static void usage(FILE *out)
 "      --watts-per-core W       power model: watts per busy core above idle\n"
 "      --sysfs-root DIR         read powercap/hwmon under DIR instead of /sys\n"
 "\n"
+LEDGER_OPTIONS_HELP
+"\n"
 "Output:\n"
 "  -j, --json                   NDJSON: per interval one {\"type\":\"model\"} line per\n"
 "                               model and one {\"type\":\"total\"} line; cpu_s and\n"
@@ -125,16 +129,18 @@ static int parse_args(int argc, char **argv, struct top_opts *o)
 		{ "no-requests", no_argument, NULL, OPT_NO_REQ },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		LEDGER_LONG_OPTIONS,
 		{ 0 }
 	};
 	char err[768];
 	bool source_given = false;
-	int opt;
+	int opt, longindex = 0;
 
 	o->interval_s = 1.0;
+	ledger_config_init(&o->ledger);
 	opterr = 0;
 	optind = 1;
-	while ((opt = getopt_long(argc, argv, "+p:c:g:C:e:jvh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+p:c:g:C:e:jvh", longopts, &longindex)) != -1) {
 		double v = 0.0;
 
 		switch (opt) {
@@ -191,6 +197,12 @@ static int parse_args(int argc, char **argv, struct top_opts *o)
 		case 'v':
 			o->tracker.verbose = true;
 			break;
+		case LEDGER_GETOPT_VAL:
+			if (ledger_set_option(&o->ledger, longopts[longindex].name, optarg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "erg top: %s\n", err);
+				return 2;
+			}
+			break;
 		case 'h':
 			usage(stdout);
 			return 1;
@@ -228,6 +240,10 @@ static int parse_args(int argc, char **argv, struct top_opts *o)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "erg top: unexpected argument '%s' (usage: erg top [OPTIONS] [interval [count]])\n", argv[optind]);
+		return 2;
+	}
+	if (ledger_config_check(&o->ledger, err, sizeof(err))) {
+		fprintf(stderr, "erg top: %s\n", err);
 		return 2;
 	}
 	if (o->targets.n == 0) {
@@ -275,6 +291,7 @@ struct top_state {
 	struct tracker *tracker;
 	struct request_tracker *requests;
 	struct sock_tracker *socks;
+	struct ledger *ledger;
 	uint64_t worker_request_nj[ERG_MAX_WORKERS], worker_nonrequest_nj[ERG_MAX_WORKERS];
 	size_t n_workers, n_models;
 	size_t model_of[ERG_MAX_WORKERS];
@@ -392,6 +409,9 @@ static int tick(struct top_state *st, double now_s)
 	}
 	if (st->requests)
 		report_completed_requests(st);
+	/* THEORY §3: the service's demand is the energy of the tracked workers */
+	if (st->ledger && ledger_add_demand(st->ledger, now_s, attrib_joules(res.attributed_nj)))
+		fprintf(stderr, "erg top: ledger: %s\n", ledger_error(st->ledger));
 	st->prev_sample = sample;
 	st->tick_s = dt;
 	st->prev_s = now_s;
@@ -442,6 +462,12 @@ static void print_table(const struct top_state *st, bool summary)
 	       summary ? (elapsed > 0 ? attrib_joules(st->total_nj) / elapsed : 0) : attrib_joules(st->tick_total_nj) / dt,
 	       attrib_joules(st->total_nj), st->total_nj ? 100.0 : 0.0, src,
 	       energy_is_measured(st->energy) ? "measured" : "modelled");
+	if (st->ledger) {
+		char lines[1024];
+
+		ledger_format_lines(st->ledger, lines, sizeof(lines));
+		printf("%s%s", lines, lines[0] && lines[strlen(lines) - 1] != '\n' ? "\n" : "");
+	}
 	if (!summary)
 		printf("\n");
 	fflush(stdout);
@@ -503,6 +529,17 @@ static void print_json(const struct top_state *st, const char *type_total)
 		puts(line);
 	free(line);
 	cJSON_Delete(o);
+	if (st->ledger) {
+		o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "type", "ledger");
+		cJSON_AddNumberToObject(o, "ts", ts);
+		ledger_add_json(st->ledger, o);
+		line = cJSON_PrintUnformatted(o);
+		if (line)
+			puts(line);
+		free(line);
+		cJSON_Delete(o);
+	}
 	fflush(stdout);
 }
 
@@ -546,7 +583,19 @@ int cmd_top(int argc, char **argv)
 			st->requests = NULL;
 		}
 	}
+	if (o.ledger.given) {
+		st->ledger = ledger_open(&o.ledger, err, sizeof(err));
+		if (!st->ledger) {
+			fprintf(stderr, "erg top: %s\n", err);
+			rc = 2;
+			goto out;
+		}
+		if (ledger_notice(st->ledger))
+			fprintf(stderr, "erg top: %s\n", ledger_notice(st->ledger));
+	}
 	st->start_s = st->prev_s = monotonic_s();
+	if (st->ledger)
+		ledger_start(st->ledger, st->start_s);
 	st->energy = energy_open(&o.energy, st->start_s, err, sizeof(err));
 	if (!st->energy) {
 		fprintf(stderr, "erg top: %s\n", err);
@@ -584,6 +633,8 @@ int cmd_top(int argc, char **argv)
 		if (o.count && st->ticks >= o.count)
 			break;
 	}
+	if (st->ledger && ledger_flush(st->ledger, st->prev_s))
+		fprintf(stderr, "erg top: ledger: %s\n", ledger_error(st->ledger));
 	if (o.json)
 		print_json(st, "summary");
 	else
@@ -591,6 +642,7 @@ int cmd_top(int argc, char **argv)
 out:
 	energy_close(st->energy);
 	sock_tracker_close(st->socks);
+	ledger_close(st->ledger);
 	requests_free(st->requests);
 	tracker_close(st->tracker);
 	targets_free(&o.targets);

@@ -1,0 +1,344 @@
+/* erg ledger: summarise or replay a supply-ledger journal (THEORY §3-§4).
+ * Reads only; the file is never changed. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "journal.h"
+#include "ledger.h"
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: erg ledger [--replay] [--json] FILE\n\n"
+		"Summarise the supply-ledger journal FILE written by 'erg top --journal FILE':\n"
+		"slots, total demand, supply, auxiliary energy and waste, per-slot mean and\n"
+		"sigma, the regime (over-supplied, critical or under-supplied: a drift test of\n"
+		"mean(b-D) against 2 standard errors, THEORY §4) with its evidence, and the\n"
+		"journal's integrity: records that fail their checksum are skipped, counted\n"
+		"and not trusted; a torn last record (left by a kill) is ignored. The file\n"
+		"is only read.\n\n"
+		"options:\n"
+		"  --replay   also print every run and slot record, in file order\n"
+		"  --json     JSON: one document; with --replay one JSON object per line\n"
+		"             (\"type\": \"run\", \"slot\", then \"summary\")\n"
+		"  --help     this text\n\n"
+		"exit status: 0 journal intact (a torn last record allowed), 1 damaged or\n"
+		"inconsistent records found (summary printed over the valid ones), 2 usage\n"
+		"error or unreadable file.\n");
+}
+
+struct reader_ctx {
+	bool replay, json;
+	struct ledger_stats stats;
+	uint64_t runs;
+	struct journal_run first_run, last_run;
+	bool have_run;
+	double slot_s;
+	bool mixed_slot;
+	uint64_t inconsistent;
+	uint64_t inconsistent_at[JOURNAL_MAX_BAD];
+};
+
+static void iso_time(char *buf, size_t len, int64_t unix_ns)
+{
+	time_t t = (time_t)(unix_ns / 1000000000);
+	struct tm tm;
+
+	if (!gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm))
+		snprintf(buf, len, "?");
+}
+
+static void print_json_line(cJSON *o)
+{
+	char *s = cJSON_PrintUnformatted(o);
+
+	if (s) {
+		puts(s);
+		free(s);
+	}
+	cJSON_Delete(o);
+}
+
+static int visit(void *ctx, const struct journal_record *rec)
+{
+	struct reader_ctx *c = ctx;
+
+	if (rec->type == JOURNAL_RUN) {
+		const struct journal_run *r = &rec->run;
+		char when[32];
+
+		if (!c->have_run) {
+			c->first_run = *r;
+			c->slot_s = r->slot_s;
+		} else if (r->slot_s != c->slot_s) {
+			c->mixed_slot = true;
+		}
+		c->last_run = *r;
+		c->have_run = true;
+		c->runs++;
+		if (!c->replay)
+			return 0;
+		iso_time(when, sizeof(when), r->start_unix_ns);
+		if (c->json) {
+			cJSON *o = cJSON_CreateObject();
+
+			if (!o)
+				return 0;
+			cJSON_AddStringToObject(o, "type", "run");
+			cJSON_AddNumberToObject(o, "offset", (double)rec->offset);
+			cJSON_AddStringToObject(o, "start", when);
+			cJSON_AddNumberToObject(o, "first_slot", (double)r->first_slot);
+			cJSON_AddNumberToObject(o, "slot_s", r->slot_s);
+			cJSON_AddStringToObject(o, "supply_kind",
+						r->supply_kind == JOURNAL_SUPPLY_TRACE ? "trace" : "constant");
+			cJSON_AddNumberToObject(o, "supply_watts", r->supply_watts);
+			if (r->trace_path[0])
+				cJSON_AddStringToObject(o, "supply_trace", r->trace_path);
+			cJSON_AddNumberToObject(o, "capacity", r->capacity_j);
+			cJSON_AddNumberToObject(o, "storage", r->storage_j);
+			cJSON_AddNumberToObject(o, "dropped_tail_bytes", (double)r->dropped_tail_bytes);
+			print_json_line(o);
+		} else {
+			printf("# run %llu from %s: slot %g s, supply %.6g W %s%s%s, storage %.6g J of %.6g J, first slot %llu",
+			       (unsigned long long)c->runs, when, r->slot_s, r->supply_watts,
+			       r->supply_kind == JOURNAL_SUPPLY_TRACE ? "(trace mean of " : "constant",
+			       r->trace_path, r->supply_kind == JOURNAL_SUPPLY_TRACE ? ")" : "",
+			       r->storage_j, r->capacity_j, (unsigned long long)r->first_slot);
+			if (r->dropped_tail_bytes)
+				printf(", a torn record of %llu bytes was cut before it",
+				       (unsigned long long)r->dropped_tail_bytes);
+			printf("\n%10s %10s %14s %14s %14s %14s %14s\n", "slot", "t_start_s", "demand_J",
+			       "supply_J", "aux_J", "waste_J", "storage_J");
+		}
+		return 0;
+	}
+
+	/* A slot that passes its checksum but not THEORY §3's identity or the
+	 * storage bounds is counted as inconsistent and left out. */
+	const struct journal_slot *s = &rec->slot;
+	bool ok = ledger_slot_valid(s, c->have_run ? c->last_run.capacity_j : INFINITY);
+
+	if (ok) {
+		ledger_stats_add(&c->stats, &s->out);
+	} else {
+		if (c->inconsistent < JOURNAL_MAX_BAD)
+			c->inconsistent_at[c->inconsistent] = rec->offset;
+		c->inconsistent++;
+	}
+	if (!c->replay)
+		return 0;
+	if (c->json) {
+		cJSON *o = cJSON_CreateObject();
+
+		if (!o)
+			return 0;
+		cJSON_AddStringToObject(o, "type", "slot");
+		cJSON_AddNumberToObject(o, "slot", (double)s->index);
+		cJSON_AddNumberToObject(o, "t_start_s", s->t_start_s);
+		cJSON_AddNumberToObject(o, "duration_s", s->duration_s);
+		cJSON_AddNumberToObject(o, "demand", s->out.demand);
+		cJSON_AddNumberToObject(o, "supply", s->out.supply);
+		cJSON_AddNumberToObject(o, "aux", s->out.aux);
+		cJSON_AddNumberToObject(o, "waste", s->out.waste);
+		cJSON_AddNumberToObject(o, "storage_before", s->storage_before);
+		cJSON_AddNumberToObject(o, "storage", s->out.storage);
+		if (!ok)
+			cJSON_AddBoolToObject(o, "inconsistent", 1);
+		print_json_line(o);
+	} else {
+		printf("%10llu %10.3f %14.3f %14.3f %14.3f %14.3f %14.3f%s\n",
+		       (unsigned long long)s->index, s->t_start_s, s->out.demand, s->out.supply,
+		       s->out.aux, s->out.waste, s->out.storage,
+		       ok ? "" : "  INCONSISTENT (A-W != D-b+dS or storage out of range): not counted");
+	}
+	return 0;
+}
+
+static bool damaged(const struct journal_scan *scan, const struct reader_ctx *c)
+{
+	return scan->corrupt_regions || scan->missing_slots || scan->unordered_slots ||
+	       c->inconsistent || (scan->tail_bytes && !scan->torn_tail);
+}
+
+static void summary_json(const char *path, const struct journal_scan *scan, const struct reader_ctx *c)
+{
+	cJSON *o = cJSON_CreateObject(), *integ, *arr;
+	char when[32];
+
+	if (!o)
+		return;
+	if (c->replay)
+		cJSON_AddStringToObject(o, "type", "summary");
+	cJSON_AddStringToObject(o, "file", path);
+	cJSON_AddNumberToObject(o, "runs", (double)c->runs);
+	if (c->have_run) {
+		cJSON_AddNumberToObject(o, "slot_s", c->slot_s);
+		cJSON_AddBoolToObject(o, "mixed_slot_lengths", c->mixed_slot);
+		iso_time(when, sizeof(when), c->first_run.start_unix_ns);
+		cJSON_AddStringToObject(o, "first_start", when);
+		iso_time(when, sizeof(when), c->last_run.start_unix_ns);
+		cJSON_AddStringToObject(o, "last_start", when);
+		cJSON_AddNumberToObject(o, "capacity", c->last_run.capacity_j);
+	}
+	ledger_stats_add_json(&c->stats, o);
+	integ = cJSON_AddObjectToObject(o, "integrity");
+	if (integ) {
+		cJSON_AddBoolToObject(integ, "ok", !damaged(scan, c));
+		cJSON_AddNumberToObject(integ, "file_bytes", (double)scan->file_bytes);
+		cJSON_AddNumberToObject(integ, "valid_slot_records", (double)scan->slots);
+		cJSON_AddNumberToObject(integ, "corrupt_regions", (double)scan->corrupt_regions);
+		cJSON_AddNumberToObject(integ, "corrupt_bytes", (double)scan->corrupt_bytes);
+		arr = cJSON_AddArrayToObject(integ, "corrupt_offsets");
+		for (uint64_t i = 0; arr && i < scan->corrupt_regions && i < JOURNAL_MAX_BAD; i++)
+			cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)scan->corrupt_at[i]));
+		cJSON_AddNumberToObject(integ, "missing_slots", (double)scan->missing_slots);
+		cJSON_AddNumberToObject(integ, "unordered_slots", (double)scan->unordered_slots);
+		cJSON_AddNumberToObject(integ, "inconsistent_slots", (double)c->inconsistent);
+		cJSON_AddNumberToObject(integ, "torn_tail_bytes", scan->torn_tail ? (double)scan->tail_bytes : 0);
+		cJSON_AddNumberToObject(integ, "unreadable_tail_bytes",
+					scan->torn_tail ? 0 : (double)scan->tail_bytes);
+	}
+	if (c->replay) {
+		print_json_line(o);
+		return;
+	}
+	char *s = cJSON_Print(o);
+
+	if (s) {
+		puts(s);
+		free(s);
+	}
+	cJSON_Delete(o);
+}
+
+static void summary_text(const char *path, const struct journal_scan *scan, const struct reader_ctx *c)
+{
+	const struct ledger_stats *s = &c->stats;
+	char a[32], b[32], d[32], e[32];
+
+	if (c->replay)
+		printf("\n");
+	printf("journal %s: %llu slots in %llu run(s)", path, (unsigned long long)s->slots,
+	       (unsigned long long)c->runs);
+	if (c->have_run) {
+		char t0[32], t1[32];
+
+		iso_time(t0, sizeof(t0), c->first_run.start_unix_ns);
+		iso_time(t1, sizeof(t1), c->last_run.start_unix_ns);
+		printf(", slot %g s%s, ", c->slot_s, c->mixed_slot ? " (lengths differ between runs)" : "");
+		if (c->runs > 1)
+			printf("runs started %s .. %s", t0, t1);
+		else
+			printf("started %s", t0);
+	}
+	printf("\n");
+	if (s->regime == LEDGER_UNDETERMINED) {
+		printf("regime: undetermined (%llu slots; the drift test needs %d)\n",
+		       (unsigned long long)s->slots, LEDGER_MIN_SLOTS);
+	} else {
+		ledger_format_joules(a, sizeof(a), fabs(s->drift_mean));
+		ledger_format_joules(b, sizeof(b), s->drift_se);
+		printf("regime: %s: mean(b-D) %c%s/slot, standard error %s, z %+.2f (%s; lag-1 autocorrelation %.2f)\n",
+		       ledger_regime_name(s->regime), s->drift_mean < 0 ? '-' : '+', a, b, s->drift_z,
+		       s->regime == LEDGER_CRITICAL ? "|z| <= 2"
+		       : s->regime == LEDGER_OVER_SUPPLIED ? "z > 2: persistent waste"
+							   : "z < -2: persistent auxiliary",
+		       s->drift_lag1);
+	}
+	ledger_format_joules(a, sizeof(a), s->total_demand);
+	ledger_format_joules(b, sizeof(b), s->total_supply);
+	ledger_format_joules(d, sizeof(d), s->total_aux);
+	ledger_format_joules(e, sizeof(e), s->total_waste);
+	printf("totals: demand %s, supply %s, auxiliary %s, waste %s\n", a, b, d, e);
+	const struct { const char *name; const struct ledger_moments *m; } rows[] = {
+		{ "demand", &s->demand }, { "supply", &s->supply },
+		{ "auxiliary", &s->aux }, { "waste", &s->waste },
+	};
+	printf("per slot (mean, sigma):");
+	for (size_t i = 0; i < 4; i++) {
+		ledger_format_joules(a, sizeof(a), rows[i].m->n ? rows[i].m->mean : NAN);
+		ledger_format_joules(b, sizeof(b), ledger_moments_sigma(rows[i].m));
+		printf("%s %s %s, %s", i ? ";" : "", rows[i].name, a, b);
+	}
+	printf("\n");
+	if (c->have_run && c->last_run.capacity_j > 0) {
+		ledger_format_joules(a, sizeof(a), c->last_run.capacity_j);
+		ledger_format_joules(b, sizeof(b), s->slots ? s->last.storage : c->last_run.storage_j);
+		printf("storage: capacity %s, level %s after the last slot\n", a, b);
+	}
+	if (!damaged(scan, c)) {
+		printf("integrity: ok (every record passed its checksum, no slot missing, A-W = D-b+dS in every slot");
+		if (scan->torn_tail)
+			printf("; a torn last record of %llu bytes was ignored", (unsigned long long)scan->tail_bytes);
+		printf(")\n");
+		return;
+	}
+	printf("integrity: DAMAGED:");
+	if (scan->corrupt_regions) {
+		printf(" %llu unreadable stretch(es), %llu bytes, at offset(s)",
+		       (unsigned long long)scan->corrupt_regions, (unsigned long long)scan->corrupt_bytes);
+		for (uint64_t i = 0; i < scan->corrupt_regions && i < JOURNAL_MAX_BAD; i++)
+			printf(" %llu", (unsigned long long)scan->corrupt_at[i]);
+		printf(", skipped and not trusted;");
+	}
+	if (scan->missing_slots)
+		printf(" %llu slot(s) missing;", (unsigned long long)scan->missing_slots);
+	if (scan->unordered_slots)
+		printf(" %llu slot index(es) out of order;", (unsigned long long)scan->unordered_slots);
+	if (c->inconsistent)
+		printf(" %llu slot(s) break A-W = D-b+dS or the storage bounds and were not counted;",
+		       (unsigned long long)c->inconsistent);
+	if (scan->tail_bytes && !scan->torn_tail)
+		printf(" %llu unreadable bytes at the end (offset %llu), more than one record;",
+		       (unsigned long long)scan->tail_bytes, (unsigned long long)scan->good_end);
+	else if (scan->torn_tail)
+		printf(" a torn last record of %llu bytes was ignored;", (unsigned long long)scan->tail_bytes);
+	printf(" the figures above use only the valid slots\n");
+}
+
+int cmd_ledger(int argc, char **argv)
+{
+	struct reader_ctx c = { 0 };
+	struct journal_scan scan;
+	const char *path = NULL;
+	char err[512];
+
+	for (int i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--replay")) {
+			c.replay = true;
+		} else if (!strcmp(argv[i], "--json")) {
+			c.json = true;
+		} else if (argv[i][0] == '-' && argv[i][1]) {
+			fprintf(stderr, "erg ledger: unknown option '%s' (see 'erg ledger --help')\n", argv[i]);
+			return 2;
+		} else if (path) {
+			fprintf(stderr, "erg ledger: one journal at a time (got '%s' and '%s')\n", path, argv[i]);
+			return 2;
+		} else {
+			path = argv[i];
+		}
+	}
+	if (!path) {
+		fprintf(stderr, "erg ledger: name the journal file: erg ledger FILE (see 'erg ledger --help')\n");
+		return 2;
+	}
+	ledger_stats_init(&c.stats);
+	if (journal_read(path, visit, &c, &scan, err, sizeof(err)) != 0) {
+		fflush(stdout);
+		fprintf(stderr, "erg ledger: %s\n", err);
+		return 2;
+	}
+	if (c.json)
+		summary_json(path, &scan, &c);
+	else
+		summary_text(path, &scan, &c);
+	return damaged(&scan, &c) ? 1 : 0;
+}

@@ -1,0 +1,503 @@
+/* Append-only, checksummed journal of ledger slots (format in journal.h). */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const uint8_t MAGIC[4] = { 'E', 'R', 'G', 'J' };
+
+/* CRC-32 one nibble at a time: a 16-entry table of the reflected
+ * polynomial 0xEDB88320, fast enough for records of a hundred bytes. */
+static const uint32_t crc_nibble[16] = {
+	0x00000000, 0x1db71064, 0x3b6e20c8, 0x26d930ac, 0x76dc4190, 0x6b6b51f4,
+	0x4db26158, 0x5005713c, 0xedb88320, 0xf00f9344, 0xd6d6a3e8, 0xcb61b38c,
+	0x9b64c2b0, 0x86d3d2d4, 0xa00ae278, 0xbdbdf21c,
+};
+
+uint32_t journal_crc32(uint32_t crc, const void *data, size_t len)
+{
+	const uint8_t *p = data;
+
+	crc = ~crc;
+	while (len--) {
+		crc ^= *p++;
+		crc = (crc >> 4) ^ crc_nibble[crc & 15];
+		crc = (crc >> 4) ^ crc_nibble[crc & 15];
+	}
+	return ~crc;
+}
+
+/* Little-endian fields, so a journal reads the same on any machine. */
+static void put_u16(uint8_t *p, uint16_t v) { p[0] = v; p[1] = v >> 8; }
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = v >> (8 * i);
+}
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = v >> (8 * i);
+}
+static void put_f64(uint8_t *p, double d)
+{
+	uint64_t v;
+
+	memcpy(&v, &d, sizeof(v));
+	put_u64(p, v);
+}
+static uint16_t get_u16(const uint8_t *p) { return p[0] | (uint16_t)p[1] << 8; }
+static uint32_t get_u32(const uint8_t *p)
+{
+	uint32_t v = 0;
+
+	for (int i = 3; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 7; i >= 0; i--)
+		v = v << 8 | p[i];
+	return v;
+}
+static double get_f64(const uint8_t *p)
+{
+	uint64_t v = get_u64(p);
+	double d;
+
+	memcpy(&d, &v, sizeof(d));
+	return d;
+}
+
+size_t journal_encode(const struct journal_record *rec, uint8_t *buf)
+{
+	uint8_t *p = buf + 8;
+	size_t len;
+
+	if (rec->type == JOURNAL_SLOT) {
+		const struct journal_slot *s = &rec->slot;
+
+		put_u64(p, s->index);
+		put_f64(p + 8, s->t_start_s);
+		put_f64(p + 16, s->duration_s);
+		put_f64(p + 24, s->storage_before);
+		put_f64(p + 32, s->out.demand);
+		put_f64(p + 40, s->out.supply);
+		put_f64(p + 48, s->out.aux);
+		put_f64(p + 56, s->out.waste);
+		put_f64(p + 64, s->out.storage);
+		len = JOURNAL_SLOT_PAYLOAD;
+	} else {
+		const struct journal_run *r = &rec->run;
+		size_t plen = strnlen(r->trace_path, JOURNAL_PATH_MAX);
+
+		put_u32(p, JOURNAL_VERSION);
+		put_u32(p + 4, r->supply_kind);
+		put_u64(p + 8, r->first_slot);
+		put_u64(p + 16, (uint64_t)r->start_unix_ns);
+		put_f64(p + 24, r->slot_s);
+		put_f64(p + 32, r->capacity_j);
+		put_f64(p + 40, r->storage_j);
+		put_f64(p + 48, r->supply_watts);
+		put_u64(p + 56, r->dropped_tail_bytes);
+		put_u16(p + 64, plen);
+		memcpy(p + 66, r->trace_path, plen);
+		len = JOURNAL_RUN_PAYLOAD_MIN + plen;
+	}
+	memcpy(buf, MAGIC, 4);
+	put_u16(buf + 4, rec->type);
+	put_u16(buf + 6, len);
+	put_u32(buf + 8 + len, journal_crc32(0, buf + 4, 4 + len));
+	return JOURNAL_FRAME_OVERHEAD + len;
+}
+
+enum frame_status { FRAME_OK, FRAME_SHORT, FRAME_BAD, FRAME_VERSION };
+
+/* Decode the frame at p (avail bytes readable). FRAME_SHORT: the bytes are a
+ * valid-looking prefix that the file ends in the middle of. */
+static enum frame_status decode(const uint8_t *p, size_t avail, struct journal_record *rec,
+				size_t *flen, uint32_t *version)
+{
+	uint16_t type, len;
+	const uint8_t *q = p + 8;
+
+	if (memcmp(p, MAGIC, avail < 4 ? avail : 4))
+		return FRAME_BAD;
+	if (avail < 8)
+		return FRAME_SHORT;
+	type = get_u16(p + 4);
+	len = get_u16(p + 6);
+	if (!(type == JOURNAL_SLOT && len == JOURNAL_SLOT_PAYLOAD) &&
+	    !(type == JOURNAL_RUN && len >= JOURNAL_RUN_PAYLOAD_MIN &&
+	      len <= JOURNAL_RUN_PAYLOAD_MIN + JOURNAL_PATH_MAX))
+		return FRAME_BAD;
+	if (avail < (size_t)JOURNAL_FRAME_OVERHEAD + len)
+		return FRAME_SHORT;
+	if (get_u32(q + len) != journal_crc32(0, p + 4, 4 + len))
+		return FRAME_BAD;
+	*flen = JOURNAL_FRAME_OVERHEAD + len;
+	memset(rec, 0, sizeof(*rec));
+	rec->type = type;
+	if (type == JOURNAL_SLOT) {
+		struct journal_slot *s = &rec->slot;
+
+		s->index = get_u64(q);
+		s->t_start_s = get_f64(q + 8);
+		s->duration_s = get_f64(q + 16);
+		s->storage_before = get_f64(q + 24);
+		s->out.demand = get_f64(q + 32);
+		s->out.supply = get_f64(q + 40);
+		s->out.aux = get_f64(q + 48);
+		s->out.waste = get_f64(q + 56);
+		s->out.storage = get_f64(q + 64);
+		return FRAME_OK;
+	}
+	struct journal_run *r = &rec->run;
+	uint16_t plen = get_u16(q + 64);
+
+	*version = get_u32(q);
+	if (*version != JOURNAL_VERSION)
+		return FRAME_VERSION;
+	if (plen != len - JOURNAL_RUN_PAYLOAD_MIN || memchr(q + 66, 0, plen))
+		return FRAME_BAD;
+	r->supply_kind = get_u32(q + 4);
+	r->first_slot = get_u64(q + 8);
+	r->start_unix_ns = (int64_t)get_u64(q + 16);
+	r->slot_s = get_f64(q + 24);
+	r->capacity_j = get_f64(q + 32);
+	r->storage_j = get_f64(q + 40);
+	r->supply_watts = get_f64(q + 48);
+	r->dropped_tail_bytes = get_u64(q + 56);
+	memcpy(r->trace_path, q + 66, plen);
+	r->trace_path[plen] = '\0';
+	return FRAME_OK;
+}
+
+/* A window over the file, so a journal of any size is scanned in bounded
+ * memory and a frame never straddles the window. */
+struct reader {
+	int fd;
+	uint8_t *buf;
+	size_t cap;
+	uint64_t base;
+	size_t len;
+	uint64_t size;
+};
+
+static int reader_get(struct reader *r, uint64_t off, const uint8_t **p, size_t *got)
+{
+	uint64_t want = r->size - off;
+
+	if (want > JOURNAL_MAX_FRAME)
+		want = JOURNAL_MAX_FRAME;
+	if (off < r->base || off + want > r->base + r->len) {
+		r->base = off;
+		r->len = 0;
+		while (r->len < r->cap && r->base + r->len < r->size) {
+			ssize_t n = pread(r->fd, r->buf + r->len, r->cap - r->len, r->base + r->len);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return -1;
+			if (n == 0) {		/* shrank under us: scan what is there */
+				r->size = r->base + r->len;
+				break;
+			}
+			r->len += n;
+		}
+		if (off + want > r->base + r->len)
+			want = r->base + r->len - off;
+	}
+	*p = r->buf + (off - r->base);
+	*got = want;
+	return 0;
+}
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!err || !errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Walk every frame; see journal_read. The bytes after the last valid record
+ * are the tail; a tail shorter than one frame that either follows a valid
+ * record or starts like a frame is a torn last record. */
+static int scan_fd(int fd, const char *path, journal_visit_fn visit, void *ctx,
+		   struct journal_scan *scan, char *err, size_t errlen)
+{
+	struct reader r = { .fd = fd, .cap = 1 << 20 };
+	struct stat st;
+	uint64_t off = 0;
+	bool have_last = false;
+	int rc = 0;
+
+	memset(scan, 0, sizeof(*scan));
+	if (fstat(fd, &st) < 0) {
+		seterr(err, errlen, "journal %s: %s", path, strerror(errno));
+		return -1;
+	}
+	r.size = st.st_size;
+	scan->file_bytes = r.size;
+	r.buf = malloc(r.cap);
+	if (!r.buf) {
+		seterr(err, errlen, "journal %s: out of memory", path);
+		return -1;
+	}
+	while (off < r.size) {
+		struct journal_record rec;
+		const uint8_t *p;
+		size_t got, flen = 0;
+		uint32_t version = 0;
+		enum frame_status fs;
+
+		if (reader_get(&r, off, &p, &got) < 0)
+			goto ioerr;
+		fs = decode(p, got, &rec, &flen, &version);
+		if (fs == FRAME_VERSION) {
+			seterr(err, errlen, "journal %s: written as format version %u, this erg reads version %d; use a newer erg",
+			       path, version, JOURNAL_VERSION);
+			rc = -1;
+			goto out;
+		}
+		if (fs == FRAME_OK) {
+			rec.offset = off;
+			if (rec.type == JOURNAL_RUN) {
+				scan->runs++;
+			} else {
+				scan->slots++;
+				if (have_last && rec.slot.index > scan->last_slot + 1)
+					scan->missing_slots += rec.slot.index - scan->last_slot - 1;
+				else if (have_last && rec.slot.index <= scan->last_slot)
+					scan->unordered_slots++;
+				scan->last_slot = rec.slot.index;
+				have_last = true;
+			}
+			off += flen;
+			scan->good_end = off;
+			if (visit && (rc = visit(ctx, &rec)) != 0)
+				goto out;
+			continue;
+		}
+		/* Unreadable here: find the next valid frame (CRC-checked, so a
+		 * stray "ERGJ" inside a payload does not fool the resync). */
+		uint64_t next = off + 1;
+		for (; next < r.size; next++) {
+			if (reader_get(&r, next, &p, &got) < 0)
+				goto ioerr;
+			if (p[0] != MAGIC[0])
+				continue;
+			if (decode(p, got, &rec, &flen, &version) == FRAME_OK)
+				break;
+		}
+		if (next < r.size) {
+			if (scan->corrupt_regions < JOURNAL_MAX_BAD)
+				scan->corrupt_at[scan->corrupt_regions] = off;
+			scan->corrupt_regions++;
+			scan->corrupt_bytes += next - off;
+			off = next;
+			continue;
+		}
+		scan->tail_bytes = r.size - off;
+		if (reader_get(&r, off, &p, &got) < 0)
+			goto ioerr;
+		scan->torn_tail = scan->tail_bytes < JOURNAL_MAX_FRAME &&
+				  (scan->runs + scan->slots > 0 ||
+				   decode(p, got, &rec, &flen, &version) == FRAME_SHORT);
+		break;
+	}
+	if (scan->runs + scan->slots == 0 && r.size > 0 && !scan->torn_tail) {
+		seterr(err, errlen, "%s is not an erg journal (no valid record in its %llu bytes); pass a journal written with --journal",
+		       path, (unsigned long long)r.size);
+		rc = -1;
+	}
+out:
+	free(r.buf);
+	return rc;
+ioerr:
+	seterr(err, errlen, "journal %s: read failed: %s", path, strerror(errno));
+	free(r.buf);
+	return -1;
+}
+
+int journal_read(const char *path, journal_visit_fn visit, void *ctx,
+		 struct journal_scan *scan, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);	/* a FIFO must not hang us */
+	struct stat st;
+	int rc;
+
+	if (fd < 0) {
+		memset(scan, 0, sizeof(*scan));
+		seterr(err, errlen, "cannot open journal %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
+		memset(scan, 0, sizeof(*scan));
+		seterr(err, errlen, "journal %s is not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	rc = scan_fd(fd, path, visit, ctx, scan, err, errlen);
+	close(fd);
+	return rc;
+}
+
+struct journal {
+	int fd;
+	bool fsync_each;
+	bool dirty;
+	char *path;
+};
+
+/* A new file's directory entry must be durable too, or a crash could lose
+ * the whole journal. */
+static void sync_parent_dir(const char *path)
+{
+	char *copy = strdup(path);
+	int dfd;
+
+	if (!copy)
+		return;
+	dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	free(copy);
+}
+
+struct journal *journal_open(const char *path, bool fsync_each,
+			     journal_visit_fn visit, void *ctx,
+			     struct journal_scan *scan, char *err, size_t errlen)
+{
+	struct journal *j;
+	struct stat st;
+	bool created = false;
+	int fd;
+
+	memset(scan, 0, sizeof(*scan));
+	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		created = true;
+	else if (errno == EEXIST)
+		fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
+	if (fd < 0) {
+		seterr(err, errlen, "cannot open journal %s for appending: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		seterr(err, errlen, "journal %s is not a regular file; choose a file path for --journal", path);
+		goto fail;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		seterr(err, errlen, errno == EWOULDBLOCK
+		       ? "journal %s is in use by another erg process; one writer per journal, choose another --journal file"
+		       : "cannot lock journal %s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (scan_fd(fd, path, visit, ctx, scan, err, errlen) != 0)
+		goto fail;
+	if (scan->tail_bytes && !scan->torn_tail) {
+		seterr(err, errlen,
+		       "journal %s ends in %llu unreadable bytes at offset %llu, more than one torn record; not appending. "
+		       "Inspect it with 'erg ledger %s'; to keep the valid history and drop that tail run 'truncate -s %llu %s'",
+		       path, (unsigned long long)scan->tail_bytes, (unsigned long long)scan->good_end,
+		       path, (unsigned long long)scan->good_end, path);
+		goto fail;
+	}
+	if (scan->torn_tail) {
+		/* Only the torn last record goes; every valid record stays. */
+		if (ftruncate(fd, scan->good_end) < 0 || fdatasync(fd) < 0) {
+			seterr(err, errlen, "journal %s: cannot cut the torn last record: %s", path, strerror(errno));
+			goto fail;
+		}
+	}
+	if (created)
+		sync_parent_dir(path);
+	j = calloc(1, sizeof(*j));
+	if (!j || !(j->path = strdup(path))) {
+		free(j);
+		seterr(err, errlen, "journal %s: out of memory", path);
+		goto fail;
+	}
+	j->fd = fd;
+	j->fsync_each = fsync_each;
+	return j;
+fail:
+	/* A file created here stays (empty): removing it could race with
+	 * another writer that opened it meanwhile. */
+	close(fd);
+	return NULL;
+}
+
+int journal_append(struct journal *j, const struct journal_record *rec, char *err, size_t errlen)
+{
+	uint8_t buf[JOURNAL_MAX_FRAME];
+	size_t len = journal_encode(rec, buf), done = 0;
+
+	/* One write per frame: a kill leaves at most this frame torn. */
+	while (done < len) {
+		ssize_t n = write(j->fd, buf + done, len - done);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			seterr(err, errlen, "journal %s: write failed: %s", j->path,
+			       n < 0 ? strerror(errno) : "no progress");
+			return -1;
+		}
+		done += n;
+	}
+	j->dirty = true;
+	return 0;
+}
+
+int journal_sync(struct journal *j, char *err, size_t errlen)
+{
+	if (!j->fsync_each || !j->dirty)
+		return 0;
+	if (fdatasync(j->fd) < 0) {
+		seterr(err, errlen, "journal %s: fsync failed: %s", j->path, strerror(errno));
+		return -1;
+	}
+	j->dirty = false;
+	return 0;
+}
+
+int journal_close(struct journal *j, char *err, size_t errlen)
+{
+	int rc = 0;
+
+	if (!j)
+		return 0;
+	if (j->dirty && fdatasync(j->fd) < 0) {
+		seterr(err, errlen, "journal %s: fsync failed: %s", j->path, strerror(errno));
+		rc = -1;
+	}
+	if (close(j->fd) < 0 && rc == 0) {
+		seterr(err, errlen, "journal %s: close failed: %s", j->path, strerror(errno));
+		rc = -1;
+	}
+	free(j->path);
+	free(j);
+	return rc;
+}
