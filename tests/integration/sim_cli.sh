@@ -1,0 +1,177 @@
+#!/usr/bin/env bash
+# erg sim end to end: the reference sweep (time, JSON keys, simulated vs
+# closed form, SVG), text layout, storage, the solar scenario, and bad input
+# (exit 2 with FILE:LINE and the key named). Needs python3 for JSON and XML.
+# san: yes
+set -u
+: "${ERG:?ERG must point at the erg binary}" "${ERG_ROOT:?ERG_ROOT must be the repo root}"
+if ! command -v python3 >/dev/null; then
+	echo "SKIP: python3 is not installed (apt-get install python3); it checks the JSON and SVG"
+	exit 77
+fi
+tmp=$(mktemp -d /tmp/erg-sim-cli.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+ref="$ERG_ROOT/scenarios/reference.ini"
+fail() { echo "FAIL: $*"; exit 1; }
+
+# --help is accurate about the flags the issue asks for
+"$ERG" sim --help >"$tmp/help" || fail "erg sim --help exited $?"
+for flag in --scenario --policy --supply --sweep-supply --slots --seed --json --svg; do
+	grep -q -- "$flag" "$tmp/help" || fail "--help does not mention $flag"
+done
+grep -q "multiple of" "$tmp/help" || fail "--help does not say how sweep values are read"
+
+# 1. the reference sweep of the issue, timed, as JSON and SVG
+start=$(date +%s.%N)
+"$ERG" sim --scenario "$ref" --sweep-supply 0.8:1.2:0.02 --svg "$tmp/out.svg" --json \
+	>"$tmp/ref.json" 2>"$tmp/ref.err" || { cat "$tmp/ref.err"; fail "reference sweep exited $?"; }
+end=$(date +%s.%N)
+secs=$(python3 -c "print(f'{$end - $start:.1f}')")
+echo "reference sweep (21 levels x 3 policies) took $secs s"
+python3 - "$tmp/ref.json" "$secs" <<'PY' || fail "reference JSON checks"
+import json, math, sys
+d = json.load(open(sys.argv[1]))
+secs = float(sys.argv[2])
+# the limit is a minute on 2 cores; sanitizer builds get more room
+assert secs < 60 or __import__('os').environ.get('ASAN_OPTIONS'), f"sweep took {secs} s"
+for k in ("critical_supply", "mu", "sigma", "var_shares", "policies", "sweep"):
+    assert k in d, f"missing key {k}"
+vs = d["var_shares"]
+for k in ("time", "models", "execution"):
+    assert k in vs, f"var_shares lacks {k}"
+assert abs(vs["time"] + vs["models"] + vs["execution"] - 1) < 1e-9, vs
+assert abs(d["critical_supply"] - d["mu"]) < 1e-9 * d["mu"]
+pols = {p["policy"]: p for p in d["policies"]}
+assert set(pols) == {"mean", "variance", "dynamic"}, pols.keys()
+for p in pols.values():
+    assert {"policy", "mix", "accuracy"} <= set(p), p.keys()
+    assert abs(sum(m["weight"] for m in p["mix"]) - 1) < 1e-6, p
+    for m in p["mix"]:
+        assert {"model", "budget", "weight"} <= set(m)
+    assert p["accuracy"] >= 0.6 - 2e-3, p
+assert len(d["sweep"]) == 21 * 3, len(d["sweep"])
+keys = {"supply", "policy", "aux", "waste", "cost", "accuracy", "aux_theory", "waste_theory"}
+worst = 0.0
+for s in d["sweep"]:
+    assert keys <= set(s), s.keys()
+    assert abs(s["cost"] - s["aux"] - s["waste"]) < 1e-6 * s["cost"] + 1e-9
+    if s["policy"] == "dynamic":
+        assert s["aux_theory"] is None      # no closed form claimed
+        continue
+    # closed form (THEORY §4.1) against the simulation: within 4 standard
+    # errors once the first-order Edgeworth term for the measured skewness
+    # gamma is added, gamma/6 * z phi(z) sigma (the same for aux and waste);
+    # the plain Gaussian form within 4 standard errors plus 2% of sigma.
+    sig, mu = s["sigma_theory"], s["mu_theory"]
+    z = (s["supply"] - mu) / sig
+    edge = s["demand_skew"] / 6 * z * math.exp(-z * z / 2) / math.sqrt(2 * math.pi) * sig
+    for k in ("aux", "waste"):
+        se = s[k + "_se"]
+        dev = abs(s[k] - s[k + "_theory"] - edge)
+        worst = max(worst, dev / se)
+        assert dev <= 4 * se, (k, s)
+        assert abs(s[k] - s[k + "_theory"]) <= 4 * se + 0.02 * sig, (k, s)
+    assert abs(s["mu"] - mu) <= 4 * s["mu_se"], s
+    assert abs(s["sigma"] / sig - 1) < 0.03, s
+print(f"closed form vs simulated: worst deviation {worst:.2f} standard errors (after skew term)")
+# variance-aware is never worse than mean-only on its own objective
+assert pols["variance"]["objective"] <= pols["mean"]["objective"] * (1 + 1e-12)
+r = d["variance_vs_mean_cost_ratio"]
+print(f"variance-aware / mean-only cost at the critical point: {r:.4f} (closed form), "
+      f"{d['variance_vs_mean_cost_ratio_simulated']:.4f} (simulated)")
+assert r <= 1 + 1e-12
+PY
+python3 - "$tmp/out.svg" <<'PY' || fail "SVG checks"
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+ns = "{http://www.w3.org/2000/svg}"
+assert root.tag == ns + "svg", root.tag
+texts = " ".join(t.text or "" for t in root.iter(ns + "text"))
+for want in ("b* = mu", "supply b (kJ", "energy per slot (kJ)", "mean-only: auxiliary",
+             "variance-aware: waste", "dynamic: cost"):
+    assert want in texts, f"SVG lacks the text {want!r}"
+paths = [p for p in root.iter(ns + "path")]
+assert len(paths) >= 6, len(paths)
+for p in paths[:6]:
+    assert p.get("d", "").count("L") >= 20, "a curve with fewer than 21 points"
+print("SVG well-formed with", len(paths), "curves")
+PY
+[ "$(stat -c %s "$tmp/ref.err")" -lt 2000 ] || fail "unexpected chatter on stderr"
+
+# 2. text output leads with the answer, then the table
+"$ERG" sim --scenario "$ref" --supply 1 --slots 4000 >"$tmp/ref.txt" || fail "text run exited $?"
+first=$(grep -n -m1 "Critical supply b\*" "$tmp/ref.txt" | cut -d: -f1)
+shares=$(grep -n -m1 "Variance shares" "$tmp/ref.txt" | cut -d: -f1)
+table=$(grep -n -m1 "^ *supply .*policy" "$tmp/ref.txt" | cut -d: -f1)
+[ -n "$first" ] && [ -n "$shares" ] && [ -n "$table" ] || { cat "$tmp/ref.txt"; fail "text output lacks its parts"; }
+[ "$first" -lt "$table" ] && [ "$shares" -lt "$table" ] || fail "the answer does not come before the table"
+grep -q "Volatility-limited cost at b\*" "$tmp/ref.txt" || fail "no volatility-limited cost line"
+grep -Eq "^  mean +accuracy 0\.6" "$tmp/ref.txt" || fail "no mean-only mix line"
+grep -q "8B@16384" "$tmp/ref.txt" || fail "the mix does not name model and budget"
+
+# 3. with storage: §4.3 closed form against the simulation near b*
+"$ERG" sim --scenario "$ref" --policy mean --storage 7500 --sweep-supply 0.96:1.04:0.04 --json \
+	>"$tmp/store.json" || fail "storage run exited $?"
+python3 - "$tmp/store.json" <<'PY' || fail "storage checks"
+import json, sys
+d = json.load(open(sys.argv[1]))
+for s in d["sweep"]:
+    sig = s["sigma_theory"]
+    for k in ("aux", "waste"):
+        assert s[k + "_theory"] is not None, s
+        assert abs(s[k] - s[k + "_theory"]) <= 4 * s[k + "_se"] + 0.01 * sig, (k, s)
+print("storage: simulated aux and waste within 4 standard errors (+1% sigma) of THEORY §4.3")
+PY
+
+# 4. the solar scenario: a supply trace, a battery, and policies that differ
+"$ERG" sim --scenario "$ERG_ROOT/scenarios/solar.ini" --slots 2880 --sweep-supply 0.8:1.2:0.2 --json \
+	>"$tmp/solar.json" || fail "solar run exited $?"
+python3 - "$tmp/solar.json" <<'PY' || fail "solar checks"
+import json, sys
+d = json.load(open(sys.argv[1]))
+pols = {p["policy"]: p for p in d["policies"]}
+assert pols["variance"]["sigma"] < pols["mean"]["sigma"], "variance-aware should lower sigma here"
+assert d["variance_vs_mean_cost_ratio"] < 1
+for s in d["sweep"]:
+    assert s["aux_theory"] is None   # storage with a trace: no closed form claimed
+    assert s["accuracy"] >= 0.55 - 0.005, s
+PY
+
+# 5. bad input: exit 2, one line naming file, line and key
+bad() { # name expected-key expected-line sed-script
+	sed "$4" "$ref" >"$tmp/$1.ini"
+	"$ERG" sim --scenario "$tmp/$1.ini" --slots 100 >"$tmp/$1.out" 2>"$tmp/$1.err"
+	rc=$?
+	[ "$rc" = 2 ] || fail "$1: exit $rc, want 2"
+	grep -q "$tmp/$1.ini:$3:" "$tmp/$1.err" || { cat "$tmp/$1.err"; fail "$1: no FILE:LINE ($3)"; }
+	grep -q "'$2'" "$tmp/$1.err" || { cat "$tmp/$1.err"; fail "$1: key '$2' not named"; }
+	[ ! -s "$tmp/$1.out" ] || fail "$1: printed results anyway"
+	echo "rejected as expected: $(cat "$tmp/$1.err")"
+}
+beta_line=$(grep -n "^beta" "$ref" | cut -d: -f1)
+scaling_line=$(grep -n "^\[scaling\]" "$ref" | cut -d: -f1)
+params_line=$(grep -n "^params = 8e9" "$ref" | cut -d: -f1)
+bad missing beta "$scaling_line" "/^beta/d"
+bad negative params "$params_line" "s/^params = 8e9/params = -8e9/"
+echo "[sim]" >"$tmp/pol.add"; echo "policy = cheapest" >>"$tmp/pol.add"
+cp "$ref" "$tmp/policy.ini"; cat "$tmp/pol.add" >>"$tmp/policy.ini"
+"$ERG" sim --scenario "$tmp/policy.ini" >/dev/null 2>"$tmp/policy.err"
+rc=$?
+lines=$(wc -l <"$ref")
+[ "$rc" = 2 ] || fail "unknown policy: exit $rc, want 2"
+grep -q "$tmp/policy.ini:$((lines + 2)):.*'policy'" "$tmp/policy.err" || { cat "$tmp/policy.err"; fail "unknown policy: no FILE:LINE and key"; }
+echo "rejected as expected: $(cat "$tmp/policy.err")"
+# bad command lines
+for args in "--sweep-supply 1:2" "--sweep-supply 1.2:0.8:0.1" "--supply -3" "--policy fastest" \
+	    "--slots 0" "--bogus" "--supply 1 --sweep-supply 1:2:1" "--realiser dice"; do
+	# shellcheck disable=SC2086
+	"$ERG" sim --scenario "$ref" $args >/dev/null 2>"$tmp/cli.err"
+	rc=$?
+	[ "$rc" = 2 ] || fail "'erg sim $args' exited $rc, want 2"
+	[ "$(wc -l <"$tmp/cli.err")" -ge 1 ] || fail "'erg sim $args' said nothing"
+done
+"$ERG" sim >/dev/null 2>&1; [ $? = 2 ] || fail "no --scenario should exit 2"
+"$ERG" sim --scenario "$tmp/nonexistent.ini" 2>"$tmp/ne.err"; [ $? = 2 ] || fail "missing file should exit 2"
+grep -q "nonexistent.ini" "$tmp/ne.err" || fail "missing file not named"
+echo "erg sim: all checks passed"
+exit 0

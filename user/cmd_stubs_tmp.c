@@ -1,3 +1,0 @@
-/* Placeholder entry points until the subcommands land (removed then). */
-#include <stdio.h>
-#include "commands.h"
