@@ -41,8 +41,8 @@ static void tick_label(char *buf, size_t len, double v, double step)
 
 int svg_write(FILE *f, const struct svg_chart *c, const struct svg_series *s, int ns)
 {
-	int W = c->width > 0 ? c->width : 1010, H = c->height > 0 ? c->height : 600;
-	const double left = 90, right = 290, top = c->subtitle ? 70 : 50, bottom = 70;
+	int W = c->width > 0 ? c->width : 1070, H = c->height > 0 ? c->height : 600;
+	const double left = 90, right = 350, top = c->subtitle ? 70 : 50, bottom = 70;
 	double x0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
 	int points = 0;
 
