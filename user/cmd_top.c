@@ -13,6 +13,7 @@
 #include "attrib.h"
 #include "commands.h"
 #include "energy.h"
+#include "gpu_top.h"
 #include "ledger.h"
 #include "requests.h"
 #include "sock_tracker.h"
@@ -30,6 +31,7 @@ struct top_opts {
 	bool json;
 	bool no_requests;
 	struct ledger_config ledger;
+	struct gpu_top_opts gpu;
 };
 
 /* Per-model running state. */
@@ -81,6 +83,8 @@ static void usage(FILE *out)
 "\n"
 LEDGER_OPTIONS_HELP
 "\n"
+GPU_TOP_OPTIONS_HELP
+"\n"
 "Output:\n"
 "  -j, --json                   NDJSON: per interval one {\"type\":\"model\"} line per\n"
 "                               model and one {\"type\":\"total\"} line; cpu_s and\n"
@@ -130,6 +134,7 @@ static int parse_args(int argc, char **argv, struct top_opts *o)
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		LEDGER_LONG_OPTIONS,
+		GPU_TOP_LONG_OPTIONS,
 		{ 0 }
 	};
 	char err[768];
@@ -199,6 +204,12 @@ static int parse_args(int argc, char **argv, struct top_opts *o)
 			break;
 		case LEDGER_GETOPT_VAL:
 			if (ledger_set_option(&o->ledger, longopts[longindex].name, optarg, err, sizeof(err)) < 0) {
+				fprintf(stderr, "erg top: %s\n", err);
+				return 2;
+			}
+			break;
+		case GPU_TOP_GETOPT_VAL:
+			if (gpu_top_set_option(&o->gpu, longopts[longindex].name, optarg, err, sizeof(err))) {
 				fprintf(stderr, "erg top: %s\n", err);
 				return 2;
 			}
@@ -292,6 +303,7 @@ struct top_state {
 	struct request_tracker *requests;
 	struct sock_tracker *socks;
 	struct ledger *ledger;
+	struct gpu_top *gpu;
 	uint64_t worker_request_nj[ERG_MAX_WORKERS], worker_nonrequest_nj[ERG_MAX_WORKERS];
 	size_t n_workers, n_models;
 	size_t model_of[ERG_MAX_WORKERS];
@@ -374,6 +386,7 @@ static int tick(struct top_state *st, double now_s)
 	in.worker_cpu_s = st->tick_cpu;
 	in.n_workers = st->n_workers;
 	res = attrib_split(&in, st->worker_tick_nj);
+	gpu_top_tick(st->gpu, now_s, st->worker_tick_nj, &in.total_nj, &res);
 
 	st->total_nj += in.total_nj;
 	st->attributed_nj += res.attributed_nj;
@@ -437,6 +450,7 @@ static void print_table(const struct top_state *st, bool summary)
 	else
 		printf("erg top - %.1f s since attach, sched via %s\n", elapsed, tracker_mode(st->tracker));
 	printf("energy: %s\n", energy_describe(st->energy));
+	gpu_top_print(st->gpu, summary, elapsed);
 	printf("%-24s %7s %10s %9s %12s %7s %6s %9s  %s\n", "MODEL", "PROCS", "CPU_S",
 	       summary ? "AVG_W" : "WATTS", "JOULES", "SHARE", "REQS", "J/REQ", "SOURCE");
 	for (size_t m = 0; m < st->n_models; m++) {
@@ -500,6 +514,7 @@ static void print_json(const struct top_state *st, const char *type_total)
 			cJSON_AddNumberToObject(o, "nonrequest_joules", attrib_joules(r->nj - r->request_nj));
 			cJSON_AddNumberToObject(o, "request_nj", (double)r->request_nj);
 		}
+		gpu_top_json_model(st->gpu, m, o);
 		line = cJSON_PrintUnformatted(o);
 		if (line)
 			puts(line);
@@ -524,6 +539,7 @@ static void print_json(const struct top_state *st, const char *type_total)
 	cJSON_AddBoolToObject(o, "measured", energy_is_measured(st->energy));
 	cJSON_AddStringToObject(o, "source_detail", energy_describe(st->energy));
 	cJSON_AddStringToObject(o, "sched", tracker_mode(st->tracker));
+	gpu_top_json_total(st->gpu, o);
 	line = cJSON_PrintUnformatted(o);
 	if (line)
 		puts(line);
@@ -608,6 +624,13 @@ int cmd_top(int argc, char **argv)
 		rc = 1;
 		goto out;
 	}
+	st->gpu = gpu_top_open(&o.gpu, st->tracker, st->n_workers, st->model_of, names, st->n_models, &o.tracker,
+			       st->start_s, err, sizeof(err));
+	if (!st->gpu) {
+		fprintf(stderr, "erg top: %s\n", err);
+		rc = 2;
+		goto out;
+	}
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	if (!o.json)
@@ -644,6 +667,7 @@ out:
 	sock_tracker_close(st->socks);
 	ledger_close(st->ledger);
 	requests_free(st->requests);
+	gpu_top_close(st->gpu);
 	tracker_close(st->tracker);
 	targets_free(&o.targets);
 	free(st);

@@ -2,7 +2,7 @@
 # erg top on bad input: one-line messages, exit status 2, never a crash;
 # --help is there; [interval] [count] stops by itself; --config is read.
 set -u
-. "$ERG_ROOT/tests/integration/lib.sh"
+. "$ERG_ROOT/tests/integration/testlib.bash"
 
 expect_fail() { # expected-substring args...
 	local want=$1; shift
