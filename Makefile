@@ -74,6 +74,7 @@ check-deps:
 	need() { command -v "$$1" >/dev/null 2>&1 || missing="$$missing $$2"; }; \
 	hdr()  { [ -e "/usr/include/$$1" ] || missing="$$missing $$2"; }; \
 	need $(CLANG) clang; need llc llvm; need $(BPFTOOL) bpftool; need pkg-config pkg-config; \
+	need curl curl; need git git; need python3 python3; \
 	hdr bpf/libbpf.h libbpf-dev; hdr gelf.h libelf-dev; hdr zlib.h zlib1g-dev; \
 	hdr liburing.h liburing-dev; hdr cjson/cJSON.h libcjson-dev; hdr ini.h libinih-dev; \
 	hdr cmocka.h libcmocka-dev; \
