@@ -14,9 +14,13 @@ $(OAI_HTTP_OBJ): tests/demo/openai_http.c tests/demo/openai_http.h | $(OUT)/demo
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
-$(OUT)/demo/demo_worker: tests/demo/demo_worker.c tests/demo/openai_http.h $(OAI_HTTP_OBJ) | $(OUT)/demo
+# --gpu-us-per-b dlopen()s libcuda.so.1: the rpath finds the stub driver in
+# $(OUT)/gpu (mk/gpu.mk).
+$(OUT)/demo/demo_worker: tests/demo/demo_worker.c tests/demo/openai_http.h $(OAI_HTTP_OBJ) \
+                         tests/gpu/gpu_offload.c tests/gpu/gpu_offload.h | $(OUT)/demo $(OUT)/gpu/libcuda.so.1
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CPPFLAGS) -Itests/demo $(CFLAGS) $(LDFLAGS) $< $(OAI_HTTP_OBJ) $(DEMO_LIBS) -o $@
+	$(Q)$(CC) $(CPPFLAGS) -Itests/demo -Itests/gpu $(CFLAGS) $(LDFLAGS) $< $(OAI_HTTP_OBJ) tests/gpu/gpu_offload.c \
+	  -Wl,-rpath,'$$ORIGIN/../gpu' $(DEMO_LIBS) -ldl -o $@
 
 $(OUT)/demo/loadgen: tests/demo/loadgen.c | $(OUT)/demo
 	$(call msg,LINK,$@)

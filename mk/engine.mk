@@ -91,11 +91,15 @@ $(OUT)/models/llm-bench: tests/models/llm_bench.c $(LLM_ENGINE_OBJ) | $(OUT)/mod
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) -Itests/llm $(CFLAGS) $(LDFLAGS) $< $(LLM_ENGINE_OBJ) $(LLAMA_LDFLAGS) -lm -lpthread -o $@
 
+# --gpu-us-per-b dlopen()s libcuda.so.1: the rpath finds the stub driver in
+# $(OUT)/gpu (a real driver comes first where LD_LIBRARY_PATH names it).
 $(OUT)/llm/erg-llm-worker: tests/llm/erg_llm_worker.c tests/demo/openai_http.c tests/demo/openai_http.h \
-                           $(LLM_ENGINE_OBJ) | $(OUT)/llm
+                           tests/gpu/gpu_offload.c tests/gpu/gpu_offload.h \
+                           $(LLM_ENGINE_OBJ) | $(OUT)/llm $(OUT)/gpu/libcuda.so.1
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CPPFLAGS) -Itests/llm -Itests/demo $(CFLAGS) $(LDFLAGS) $< tests/demo/openai_http.c \
-	  $(LLM_ENGINE_OBJ) $(LLAMA_LDFLAGS) -lcjson -lm -lpthread -o $@
+	$(Q)$(CC) $(CPPFLAGS) -Itests/llm -Itests/demo -Itests/gpu $(CFLAGS) $(LDFLAGS) $< tests/demo/openai_http.c \
+	  tests/gpu/gpu_offload.c $(LLM_ENGINE_OBJ) $(LLAMA_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../gpu' \
+	  -lcjson -lm -lpthread -ldl -o $@
 
 $(OUT)/models/erg-%m.gguf: $(GGUF_WRITER)
 	$(call msg,GGUF,$@)

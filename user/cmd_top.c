@@ -30,6 +30,7 @@ struct top_opts {
 	long count;		/* 0: until Ctrl-C */
 	bool json;
 	bool no_requests;
+	double request_idle_s;	/* quiet after a response that ends a request */
 	struct ledger_config ledger;
 	struct gpu_top_opts gpu;
 };
@@ -90,6 +91,9 @@ GPU_TOP_OPTIONS_HELP
 "                               model and one {\"type\":\"total\"} line; cpu_s and\n"
 "                               joules are cumulative since attach\n"
 "      --no-requests            do not follow socket traffic (no per-request joules)\n"
+"      --request-idle S         a request on a kept-alive connection ends S seconds\n"
+"                               after its last byte out if nothing else ends it\n"
+"                               (default 2; its window still closes at that byte)\n"
 "      --raw-tp                 use the raw_tp programs instead of tp_btf\n"
 "  -v, --verbose                print libbpf's log\n"
 "  -h, --help                   this text\n"
@@ -117,7 +121,7 @@ static int parse_positive(const char *s, double *out)
 
 static int parse_args(int argc, char **argv, struct top_opts *o)
 {
-	enum { OPT_IDLE = 256, OPT_WPC, OPT_SYSFS, OPT_PROCFS, OPT_RAW, OPT_NO_REQ };
+	enum { OPT_IDLE = 256, OPT_WPC, OPT_SYSFS, OPT_PROCFS, OPT_RAW, OPT_NO_REQ, OPT_REQ_IDLE };
 	static const struct option longopts[] = {
 		{ "pid", required_argument, NULL, 'p' },
 		{ "comm", required_argument, NULL, 'c' },
@@ -131,6 +135,7 @@ static int parse_args(int argc, char **argv, struct top_opts *o)
 		{ "json", no_argument, NULL, 'j' },
 		{ "raw-tp", no_argument, NULL, OPT_RAW },
 		{ "no-requests", no_argument, NULL, OPT_NO_REQ },
+		{ "request-idle", required_argument, NULL, OPT_REQ_IDLE },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		LEDGER_LONG_OPTIONS,
@@ -142,6 +147,7 @@ static int parse_args(int argc, char **argv, struct top_opts *o)
 	int opt, longindex = 0;
 
 	o->interval_s = 1.0;
+	o->request_idle_s = 2.0;
 	ledger_config_init(&o->ledger);
 	opterr = 0;
 	optind = 1;
@@ -198,6 +204,12 @@ static int parse_args(int argc, char **argv, struct top_opts *o)
 			break;
 		case OPT_NO_REQ:
 			o->no_requests = true;
+			break;
+		case OPT_REQ_IDLE:
+			if (parse_positive(optarg, &o->request_idle_s)) {
+				fprintf(stderr, "erg top: --request-idle '%s': expected seconds > 0\n", optarg);
+				return 2;
+			}
 			break;
 		case 'v':
 			o->tracker.verbose = true;
@@ -591,7 +603,7 @@ int cmd_top(int argc, char **argv)
 		goto out;
 	}
 	if (!o.no_requests) {
-		st->requests = requests_new(st->n_workers, 5.0);
+		st->requests = requests_new(st->n_workers, o.request_idle_s);
 		st->socks = st->requests ? sock_tracker_open(st->tracker, st->requests, err, sizeof(err)) : NULL;
 		if (!st->socks) {
 			fprintf(stderr, "erg top: per-request joules off: %s\n", st->requests ? err : "out of memory");

@@ -12,6 +12,7 @@
  * The work is busy computation, never sleep, so erg sees it as on-CPU time.
  */
 #include "openai_http.h"
+#include "gpu_offload.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +33,9 @@ struct worker {
 	float w[DIM * DIM];  /* shared read-only "weights" */
 	uint64_t seed;
 	long passes_per_token;
+	struct gpu_offload *gpu;	/* NULL: CPU only */
+	int gpu_streams;
+	double gpu_us_per_token;
 };
 
 static uint64_t splitmix64(uint64_t *s)
@@ -150,6 +154,9 @@ static int generate(void *user, const struct oai_request *req, struct oai_out *o
 	for (int t = 0; t < n; t++) {
 		uint32_t h = token_work(wk, x) ^ (uint32_t)splitmix64(&rng);
 		const char *word = vocab[h % NVOCAB];
+		if (wk->gpu && gpu_offload_token(wk->gpu, (int)(req->seq % (uint64_t)wk->gpu_streams),
+						   wk->gpu_us_per_token))
+			return OAI_EENGINE;
 		int rc = oai_emit(out, word, strlen(word));
 		if (rc == OAI_GONE)
 			return OAI_GONE;
@@ -175,6 +182,9 @@ static void usage(FILE *f)
 		"  --max-tokens-limit N     larger max_tokens are clamped to N (default 4096)\n"
 		"  --passes-per-ms K        skip the startup timing and assume K kernel passes\n"
 		"                           per CPU ms (for identical work on every run)\n"
+		"  --gpu-us-per-b X         also run X us of GPU kernel per token per 1000M\n"
+		"                           parameters through libcuda.so.1 (the stub driver\n"
+		"                           in the demo), with a synchronize and a copy back\n"
 		"  -h, --help               this text\n"
 		"Per request: tokens = lognormal, median max_tokens/2 (or reasoning_budget/2),\n"
 		"capped at it; max_tokens defaults to 256. Prompt tokens cost the same CPU.\n"
@@ -207,11 +217,12 @@ int main(int argc, char **argv)
 		{ "queue-ms", required_argument, 0, 'q' },
 		{ "max-tokens-limit", required_argument, 0, 'L' },
 		{ "passes-per-ms", required_argument, 0, 'k' },
+		{ "gpu-us-per-b", required_argument, 0, 'G' },
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
 	double port = -1, params_m = 0, seed = 1, threads = 2, x = 2.0, queue_ms = 10000;
-	double limit = 4096, ppm = 0;
+	double limit = 4096, ppm = 0, gpu_us = 0;
 	const char *model = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -226,6 +237,7 @@ int main(int argc, char **argv)
 		case 'q': rc = parse_num("--queue-ms", optarg, 0, 3600000, &queue_ms); break;
 		case 'L': rc = parse_num("--max-tokens-limit", optarg, 1, 1e7, &limit); break;
 		case 'k': rc = parse_num("--passes-per-ms", optarg, 1e-3, 1e9, &ppm); break;
+		case 'G': rc = parse_num("--gpu-us-per-b", optarg, 0, 1e7, &gpu_us); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -256,6 +268,17 @@ int main(int argc, char **argv)
 		ppm = calibrate(&wk);
 	double passes = ms_per_token * ppm;
 	wk.passes_per_token = passes < 1 ? 1 : (long)llround(passes);
+	if (gpu_us > 0) {
+		char gerr[256];
+
+		wk.gpu_streams = (int)threads;
+		wk.gpu_us_per_token = params_m / 1000.0 * gpu_us;
+		wk.gpu = gpu_offload_open(wk.gpu_streams, gerr, sizeof(gerr));
+		if (!wk.gpu) {
+			fprintf(stderr, "demo_worker: --gpu-us-per-b: %s\n", gerr);
+			return 2;
+		}
+	}
 
 	/* SIGINT/SIGTERM go to the main thread's sigwait, never to a server
 	 * thread. A SIGINT ignored by whoever started us (a script's background

@@ -29,7 +29,7 @@ if lg.returncode != 0 or not m:
     t.fail("loadgen failed: %s %s" % (lg.stdout, lg.stderr))
 ok = int(m.group(1))
 t.check(ok >= 20, "load generator completed %d requests" % ok)
-# requests end at close, next request, or 5 s of quiet: wait for all
+# requests end at close, next request, or 2 s of quiet: wait for all
 erg.wait_for(lambda l: len([x for x in erg.lines() if x.get("type") == "request"]) >= ok, timeout=20)
 erg.wait_ticks(2)
 lines = erg.lines()

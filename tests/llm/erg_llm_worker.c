@@ -27,6 +27,7 @@
 
 #include "llm_engine.h"
 #include "openai_http.h"
+#include "gpu_offload.h"
 
 struct slot {
 	struct llm_ctx *ctx;
@@ -43,6 +44,8 @@ struct worker {
 	float temperature, top_p;
 	int top_k;
 	bool verbose;
+	struct gpu_offload *gpu;	/* NULL: CPU only */
+	double gpu_us_per_token;
 };
 
 static uint64_t splitmix64(uint64_t *s)
@@ -162,12 +165,18 @@ static double body_num(const cJSON *body, const char *key, double lo, double hi,
 struct emit_state {
 	struct oai_out *out;
 	int rc;  // OAI_OK, or why emitting stopped
+	struct worker *w;
+	int stream;
 };
 
 static int on_token(void *arg, const char *text, size_t len, int index)
 {
 	struct emit_state *st = arg;
 	(void)index;
+	if (st->w->gpu && gpu_offload_token(st->w->gpu, st->stream, st->w->gpu_us_per_token)) {
+		st->rc = OAI_EENGINE;
+		return 1;
+	}
 	int rc = oai_emit(st->out, text, len);
 	if (rc != OAI_OK) {
 		st->rc = rc;
@@ -218,7 +227,7 @@ static int generate(void *user, const struct oai_request *req, struct oai_out *o
 		fprintf(stderr, "erg-llm-worker: request %" PRIu64 ": no free context\n", req->seq);
 		return OAI_EENGINE;
 	}
-	struct emit_state st = {.out = out, .rc = OAI_OK};
+	struct emit_state st = {.out = out, .rc = OAI_OK, .w = w, .stream = (int)(s - w->slots)};
 	struct llm_gen_result res;
 	double t0 = now_s();
 	int rc = llm_generate(s->ctx, prompt, &go, on_token, &st, &res, err, sizeof err);
@@ -265,6 +274,9 @@ static void usage(FILE *f)
 		"                       \"temperature\", \"top_p\", \"seed\" override)\n"
 		"  --queue-ms MS        how long a request waits for a free slot (default 10000)\n"
 		"  --max-tokens-limit N larger max_tokens are clamped to N (default: --ctx - 256)\n"
+		"  --gpu-us-per-b X     also run X us of GPU kernel per token per 1000M\n"
+		"                       parameters through libcuda.so.1 (the stub driver in\n"
+		"                       the demo), with a synchronize and a copy back\n"
 		"  -v, --verbose        one line per request on stderr\n"
 		"  -h, --help           this text\n"
 		"Per request: tokens = lognormal(median F x budget, spread X), capped at the budget\n"
@@ -295,10 +307,11 @@ int main(int argc, char **argv)
 		{"seed", required_argument, 0, 's'},       {"sigma", required_argument, 0, 'g'},
 		{"median-frac", required_argument, 0, 'F'}, {"temperature", required_argument, 0, 'T'},
 		{"queue-ms", required_argument, 0, 'q'},   {"max-tokens-limit", required_argument, 0, 'L'},
+		{"gpu-us-per-b", required_argument, 0, 'G'},
 		{"verbose", no_argument, 0, 'v'},          {"help", no_argument, 0, 'h'},
 		{0, 0, 0, 0}};
 	double port = -1, threads = 0, slots = 1, ctx = 2048, seed = 1, sigma = 1.0, mfrac = 0.5;
-	double temp = 1.0, queue_ms = 10000, limit = 0;
+	double temp = 1.0, queue_ms = 10000, limit = 0, gpu_us = 0;
 	const char *file = NULL, *name = NULL;
 	bool verbose = false;
 	int c;
@@ -317,6 +330,7 @@ int main(int argc, char **argv)
 		case 'T': rc = parse_num("--temperature", optarg, 0, 2, &temp); break;
 		case 'q': rc = parse_num("--queue-ms", optarg, 0, 3600000, &queue_ms); break;
 		case 'L': rc = parse_num("--max-tokens-limit", optarg, 1, 1e7, &limit); break;
+		case 'G': rc = parse_num("--gpu-us-per-b", optarg, 0, 1e9, &gpu_us); break;
 		case 'v': verbose = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -369,6 +383,14 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	w.nslots = (int)slots;
+	if (gpu_us > 0) {
+		w.gpu_us_per_token = (double)llm_model_params(w.model) / 1e9 * gpu_us;
+		w.gpu = gpu_offload_open(w.nslots, err, sizeof err);
+		if (!w.gpu) {
+			fprintf(stderr, "erg-llm-worker: --gpu-us-per-b: %s\n", err);
+			return 2;
+		}
+	}
 	w.slots = calloc((size_t)w.nslots, sizeof(*w.slots));
 	if (!w.slots) {
 		fprintf(stderr, "erg-llm-worker: out of memory\n");
