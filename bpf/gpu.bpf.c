@@ -27,11 +27,10 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "erg.h"
+#include "fd_file.bpf.h"
+#include "procs_map.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-#define S_IFMT  00170000
-#define S_IFCHR 0020000
 
 /* CUDA stream handles with a meaning of their own (cuda.h: CU_STREAM_*) */
 #define CU_STREAM_LEGACY	1ULL
@@ -44,13 +43,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #else
 #define NR_IOCTL -1
 #endif
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, ERG_MAX_TGIDS);
-	__type(key, __u32);
-	__type(value, struct erg_proc);
-} procs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -547,22 +539,11 @@ ENTRY(cuEventRecord_ptsz, record_entry(ctx, true))
  * talks to the GPU, whatever library it uses. */
 static __always_inline bool fd_is_nvidia(int fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct file *file = current_fd_file(fd);
 	const unsigned char *name;
-	struct file **table;
-	struct file *file = NULL;
-	unsigned int max_fds;
 	char buf[8] = {};
 
-	if (fd < 0)
-		return false;
-	max_fds = BPF_CORE_READ(task, files, fdt, max_fds);
-	if ((unsigned int)fd >= max_fds)
-		return false;
-	table = BPF_CORE_READ(task, files, fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &table[fd]) || !file)
-		return false;
-	if ((BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFCHR)
+	if (!file || (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT) != S_IFCHR)
 		return false;
 	name = BPF_CORE_READ(file, f_path.dentry, d_name.name);
 	if (bpf_probe_read_kernel_str(buf, sizeof(buf), name) < 7)

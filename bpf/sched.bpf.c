@@ -14,18 +14,13 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "erg.h"
+#include "procs_map.bpf.h"
+#include "cpu_state_map.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 const volatile bool match_comms = false;
 const volatile bool match_cgroups = false;
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, ERG_MAX_TGIDS);
-	__type(key, __u32);
-	__type(value, struct erg_proc);
-} procs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -47,13 +42,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct erg_worker_counters);
 } worker_counters SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct erg_cpu_state);
-} cpu_state SEC(".maps");
 
 static __always_inline struct erg_worker_counters *counters_of(__u32 worker_id)
 {

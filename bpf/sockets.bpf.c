@@ -14,25 +14,11 @@
 #include <bpf/bpf_tracing.h>
 #include <bpf/bpf_core_read.h>
 #include "erg.h"
+#include "fd_file.bpf.h"
+#include "procs_map.bpf.h"
+#include "cpu_state_map.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
-
-#define S_IFMT   00170000
-#define S_IFSOCK 0140000
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, ERG_MAX_TGIDS);
-	__type(key, __u32);
-	__type(value, struct erg_proc);
-} procs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct erg_cpu_state);
-} cpu_state SEC(".maps");
 
 /* The syscall a thread is in: fd and direction, from enter to exit. */
 struct pending {
@@ -63,22 +49,7 @@ static __always_inline bool tracked(void)
 
 static __always_inline bool fd_is_socket(int fd)
 {
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	struct file **table;
-	struct file *file = NULL;
-	unsigned int max_fds;
-	umode_t mode;
-
-	if (fd < 0)
-		return false;
-	max_fds = BPF_CORE_READ(task, files, fdt, max_fds);
-	if ((unsigned int)fd >= max_fds)
-		return false;
-	table = BPF_CORE_READ(task, files, fdt, fd);
-	if (bpf_probe_read_kernel(&file, sizeof(file), &table[fd]) || !file)
-		return false;
-	mode = BPF_CORE_READ(file, f_inode, i_mode);
-	return (mode & S_IFMT) == S_IFSOCK;
+	return fd_file_type(fd) == S_IFSOCK;
 }
 
 static __always_inline void emit(__u32 tgid, int fd, __u32 dir, __u32 bytes)

@@ -4,6 +4,7 @@
  * turns it into joules, and attribution uses it as the denominator of CPU
  * shares. A read either succeeds as a whole or changes nothing. */
 #include "energy.h"
+#include "errbuf.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -61,18 +62,6 @@ struct energy_source {
 	char desc[640];
 };
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 bool energy_choice_parse(const char *s, enum energy_choice *out)
 {
@@ -103,7 +92,7 @@ static int join(char *dst, size_t len, char *err, size_t errlen, const char *fmt
 	n = vsnprintf(dst, len, fmt, ap);
 	va_end(ap);
 	if (n < 0 || (size_t)n >= len) {
-		seterr(err, errlen, "energy: path too long under %.200s; use a shorter sysfs/procfs root",
+		errbuf_set(err, errlen, "energy: path too long under %.200s; use a shorter sysfs/procfs root",
 		       dst);
 		return -1;
 	}
@@ -125,7 +114,7 @@ static int slurp(const char *path, char *buf, size_t len, char *err, size_t errl
 
 	if (fd < 0) {
 		int e = errno;
-		seterr(err, errlen, "energy: cannot read %s: %s%s", path, strerror(e),
+		errbuf_set(err, errlen, "energy: cannot read %s: %s%s", path, strerror(e),
 		       e == EACCES ? " (energy counters are root-only: run as root, or use --energy-source model)"
 				   : "");
 		return -1;
@@ -137,7 +126,7 @@ static int slurp(const char *path, char *buf, size_t len, char *err, size_t errl
 				continue;
 			int e = errno;
 			close(fd);
-			seterr(err, errlen, "energy: cannot read %s: %s", path, strerror(e));
+			errbuf_set(err, errlen, "energy: cannot read %s: %s", path, strerror(e));
 			return -1;
 		}
 		if (n == 0)
@@ -174,7 +163,7 @@ static int read_u64(const char *path, uint64_t *out, char *err, size_t errlen)
 	return 0;
 garbled:
 	buf[strcspn(buf, "\n")] = '\0';
-	seterr(err, errlen, "energy: %s: expected an unsigned number, got \"%.32s\" (garbled counter file)",
+	errbuf_set(err, errlen, "energy: %s: expected an unsigned number, got \"%.32s\" (garbled counter file)",
 	       path, buf);
 	return -1;
 }
@@ -193,7 +182,7 @@ static int read_proc_stat(const char *path, uint64_t *busy, int *ncpu, char *err
 	int n = 0;
 
 	if (!f) {
-		seterr(err, errlen, "energy: cannot read %s: %s (is procfs mounted?)", path,
+		errbuf_set(err, errlen, "energy: cannot read %s: %s (is procfs mounted?)", path,
 		       strerror(errno));
 		return -1;
 	}
@@ -210,7 +199,7 @@ static int read_proc_stat(const char *path, uint64_t *busy, int *ncpu, char *err
 			if (k < 4) {
 				fclose(f);
 				line[strcspn(line, "\n")] = '\0';
-				seterr(err, errlen, "energy: %s: garbled \"cpu\" line \"%.60s\"", path,
+				errbuf_set(err, errlen, "energy: %s: garbled \"cpu\" line \"%.60s\"", path,
 				       line);
 				return -1;
 			}
@@ -223,7 +212,7 @@ static int read_proc_stat(const char *path, uint64_t *busy, int *ncpu, char *err
 	}
 	fclose(f);
 	if (!seen || n == 0) {
-		seterr(err, errlen, "energy: %s: no %s line (not a Linux /proc/stat?)", path,
+		errbuf_set(err, errlen, "energy: %s: no %s line (not a Linux /proc/stat?)", path,
 		       seen ? "cpuN" : "\"cpu\"");
 		return -1;
 	}
@@ -276,7 +265,7 @@ static int rapl_open(struct energy_source *s, const char *sysfs, char *err, size
 	s->ch = calloc(MAX_CHANNELS, sizeof(*s->ch));
 	if (!s->ch) {
 		closedir(d);
-		seterr(err, errlen, "energy: out of memory");
+		errbuf_set(err, errlen, "energy: out of memory");
 		return -1;
 	}
 	while ((de = readdir(d)) && n < MAX_CHANNELS) {
@@ -320,7 +309,7 @@ static int rapl_open(struct energy_source *s, const char *sysfs, char *err, size
 		    read_u64(f, &c->max, err, errlen) < 0)
 			goto fail;
 		if (c->max == 0) {
-			seterr(err, errlen, "energy: %s is 0 (cannot handle wraparound); use --energy-source model",
+			errbuf_set(err, errlen, "energy: %s is 0 (cannot handle wraparound); use --energy-source model",
 			       f);
 			goto fail;
 		}
@@ -422,7 +411,7 @@ static int hwmon_open(struct energy_source *s, const char *sysfs, char *err, siz
 		return -1;
 	s->ch = calloc(MAX_CHANNELS, sizeof(*s->ch));
 	if (!s->ch) {
-		seterr(err, errlen, "energy: out of memory");
+		errbuf_set(err, errlen, "energy: out of memory");
 		return -1;
 	}
 	n = hwmon_scan(s, base, "energy", err, errlen);
@@ -483,13 +472,13 @@ struct energy_source *energy_open(const struct energy_opts *opts, double now_s,
 
 	if (choice != ENERGY_AUTO && choice != ENERGY_RAPL && choice != ENERGY_HWMON &&
 	    choice != ENERGY_MODEL) {
-		seterr(err, errlen, "energy: unknown energy source %d; use auto, rapl, hwmon or model",
+		errbuf_set(err, errlen, "energy: unknown energy source %d; use auto, rapl, hwmon or model",
 		       (int)choice);
 		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
 	if (!s) {
-		seterr(err, errlen, "energy: out of memory");
+		errbuf_set(err, errlen, "energy: out of memory");
 		return NULL;
 	}
 	s->clk_tck = sysconf(_SC_CLK_TCK);
@@ -512,7 +501,7 @@ struct energy_source *energy_open(const struct energy_opts *opts, double now_s,
 			return s;
 		if (choice == ENERGY_RAPL) {
 			if (r == 0)
-				seterr(err, errlen, "energy: no RAPL counters under %s/class/powercap (is the intel_rapl_msr / intel_rapl_common module loaded?); use --energy-source model",
+				errbuf_set(err, errlen, "energy: no RAPL counters under %s/class/powercap (is the intel_rapl_msr / intel_rapl_common module loaded?); use --energy-source model",
 				       sysfs);
 			goto fail;
 		}
@@ -525,7 +514,7 @@ struct energy_source *energy_open(const struct energy_opts *opts, double now_s,
 			return s;
 		if (choice == ENERGY_HWMON) {
 			if (r == 0)
-				seterr(err, errlen, "energy: no hwmon energy*_input or power*_input under %s/class/hwmon (no power-reporting sensor driver loaded); use --energy-source model",
+				errbuf_set(err, errlen, "energy: no hwmon energy*_input or power*_input under %s/class/hwmon (no power-reporting sensor driver loaded); use --energy-source model",
 				       sysfs);
 			goto fail;
 		}
@@ -551,7 +540,7 @@ int energy_read(struct energy_source *s, double now_s, struct energy_sample *out
 	int ncpu;
 
 	if (!s || !out) {
-		seterr(err, errlen, "energy: no source open");
+		errbuf_set(err, errlen, "energy: no source open");
 		return -1;
 	}
 	/* read everything first so a failure changes nothing */

@@ -1,10 +1,10 @@
 /* Append-only, checksummed journal of ledger slots (format in journal.h). */
 #include "journal.h"
+#include "errbuf.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,18 +225,6 @@ static int reader_get(struct reader *r, uint64_t off, const uint8_t **p, size_t 
 	return 0;
 }
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* Walk every frame; see journal_read. The bytes after the last valid record
  * are the tail; a tail shorter than one frame that either follows a valid
@@ -252,14 +240,14 @@ static int scan_fd(int fd, const char *path, journal_visit_fn visit, void *ctx,
 
 	memset(scan, 0, sizeof(*scan));
 	if (fstat(fd, &st) < 0) {
-		seterr(err, errlen, "journal %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "journal %s: %s", path, strerror(errno));
 		return -1;
 	}
 	r.size = st.st_size;
 	scan->file_bytes = r.size;
 	r.buf = malloc(r.cap);
 	if (!r.buf) {
-		seterr(err, errlen, "journal %s: out of memory", path);
+		errbuf_set(err, errlen, "journal %s: out of memory", path);
 		return -1;
 	}
 	while (off < r.size) {
@@ -273,7 +261,7 @@ static int scan_fd(int fd, const char *path, journal_visit_fn visit, void *ctx,
 			goto ioerr;
 		fs = decode(p, got, &rec, &flen, &version);
 		if (fs == FRAME_VERSION) {
-			seterr(err, errlen, "journal %s: written as format version %u, this erg reads version %d; use a newer erg",
+			errbuf_set(err, errlen, "journal %s: written as format version %u, this erg reads version %d; use a newer erg",
 			       path, version, JOURNAL_VERSION);
 			rc = -1;
 			goto out;
@@ -325,7 +313,7 @@ static int scan_fd(int fd, const char *path, journal_visit_fn visit, void *ctx,
 		break;
 	}
 	if (scan->runs + scan->slots == 0 && r.size > 0 && !scan->torn_tail) {
-		seterr(err, errlen, "%s is not an erg journal (no valid record in its %llu bytes); pass a journal written with --journal",
+		errbuf_set(err, errlen, "%s is not an erg journal (no valid record in its %llu bytes); pass a journal written with --journal",
 		       path, (unsigned long long)r.size);
 		rc = -1;
 	}
@@ -333,7 +321,7 @@ out:
 	free(r.buf);
 	return rc;
 ioerr:
-	seterr(err, errlen, "journal %s: read failed: %s", path, strerror(errno));
+	errbuf_set(err, errlen, "journal %s: read failed: %s", path, strerror(errno));
 	free(r.buf);
 	return -1;
 }
@@ -347,12 +335,12 @@ int journal_read(const char *path, journal_visit_fn visit, void *ctx,
 
 	if (fd < 0) {
 		memset(scan, 0, sizeof(*scan));
-		seterr(err, errlen, "cannot open journal %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "cannot open journal %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
 		memset(scan, 0, sizeof(*scan));
-		seterr(err, errlen, "journal %s is not a regular file", path);
+		errbuf_set(err, errlen, "journal %s is not a regular file", path);
 		close(fd);
 		return -1;
 	}
@@ -401,15 +389,15 @@ struct journal *journal_open(const char *path, bool fsync_each,
 	else if (errno == EEXIST)
 		fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
 	if (fd < 0) {
-		seterr(err, errlen, "cannot open journal %s for appending: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "cannot open journal %s for appending: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		seterr(err, errlen, "journal %s is not a regular file; choose a file path for --journal", path);
+		errbuf_set(err, errlen, "journal %s is not a regular file; choose a file path for --journal", path);
 		goto fail;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		seterr(err, errlen, errno == EWOULDBLOCK
+		errbuf_set(err, errlen, errno == EWOULDBLOCK
 		       ? "journal %s is in use by another erg process; one writer per journal, choose another --journal file"
 		       : "cannot lock journal %s: %s", path, strerror(errno));
 		goto fail;
@@ -417,7 +405,7 @@ struct journal *journal_open(const char *path, bool fsync_each,
 	if (scan_fd(fd, path, visit, ctx, scan, err, errlen) != 0)
 		goto fail;
 	if (scan->tail_bytes && !scan->torn_tail) {
-		seterr(err, errlen,
+		errbuf_set(err, errlen,
 		       "journal %s ends in %llu unreadable bytes at offset %llu, more than one torn record; not appending. "
 		       "Inspect it with 'erg ledger %s'; to keep the valid history and drop that tail run 'truncate -s %llu %s'",
 		       path, (unsigned long long)scan->tail_bytes, (unsigned long long)scan->good_end,
@@ -427,7 +415,7 @@ struct journal *journal_open(const char *path, bool fsync_each,
 	if (scan->torn_tail) {
 		/* Only the torn last record goes; every valid record stays. */
 		if (ftruncate(fd, scan->good_end) < 0 || fdatasync(fd) < 0) {
-			seterr(err, errlen, "journal %s: cannot cut the torn last record: %s", path, strerror(errno));
+			errbuf_set(err, errlen, "journal %s: cannot cut the torn last record: %s", path, strerror(errno));
 			goto fail;
 		}
 	}
@@ -436,7 +424,7 @@ struct journal *journal_open(const char *path, bool fsync_each,
 	j = calloc(1, sizeof(*j));
 	if (!j || !(j->path = strdup(path))) {
 		free(j);
-		seterr(err, errlen, "journal %s: out of memory", path);
+		errbuf_set(err, errlen, "journal %s: out of memory", path);
 		goto fail;
 	}
 	j->fd = fd;
@@ -461,7 +449,7 @@ int journal_append(struct journal *j, const struct journal_record *rec, char *er
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			seterr(err, errlen, "journal %s: write failed: %s", j->path,
+			errbuf_set(err, errlen, "journal %s: write failed: %s", j->path,
 			       n < 0 ? strerror(errno) : "no progress");
 			return -1;
 		}
@@ -476,7 +464,7 @@ int journal_sync(struct journal *j, char *err, size_t errlen)
 	if (!j->fsync_each || !j->dirty)
 		return 0;
 	if (fdatasync(j->fd) < 0) {
-		seterr(err, errlen, "journal %s: fsync failed: %s", j->path, strerror(errno));
+		errbuf_set(err, errlen, "journal %s: fsync failed: %s", j->path, strerror(errno));
 		return -1;
 	}
 	j->dirty = false;
@@ -490,11 +478,11 @@ int journal_close(struct journal *j, char *err, size_t errlen)
 	if (!j)
 		return 0;
 	if (j->dirty && fdatasync(j->fd) < 0) {
-		seterr(err, errlen, "journal %s: fsync failed: %s", j->path, strerror(errno));
+		errbuf_set(err, errlen, "journal %s: fsync failed: %s", j->path, strerror(errno));
 		rc = -1;
 	}
 	if (close(j->fd) < 0 && rc == 0) {
-		seterr(err, errlen, "journal %s: close failed: %s", j->path, strerror(errno));
+		errbuf_set(err, errlen, "journal %s: close failed: %s", j->path, strerror(errno));
 		rc = -1;
 	}
 	free(j->path);

@@ -1,10 +1,10 @@
 /* The live supply ledger: slots, settlement (THEORY §3), moments (THEORY §2)
  * and the drift test of the critical regime (THEORY §4). */
 #include "ledger.h"
+#include "errbuf.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,18 +12,6 @@
 
 #include "supply_trace.h"
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
 
 /* ---- options ---- */
 
@@ -41,12 +29,12 @@ static int parse_num(const char *opt, const char *value, double lo, double hi, b
 	double v;
 
 	if (!value || !*value) {
-		seterr(err, errlen, "--%s needs a value: %s", opt, what);
+		errbuf_set(err, errlen, "--%s needs a value: %s", opt, what);
 		return -1;
 	}
 	v = strtod(value, &end);
 	if (*end || !isfinite(v) || v < lo || (lo_open && v == lo) || v > hi) {
-		seterr(err, errlen, "--%s: expected %s, got '%s'", opt, what, value);
+		errbuf_set(err, errlen, "--%s: expected %s, got '%s'", opt, what, value);
 		return -1;
 	}
 	*out = v;
@@ -58,7 +46,7 @@ int ledger_set_option(struct ledger_config *cfg, const char *name, const char *v
 {
 	if (!strcmp(name, "supply-watts")) {
 		if (cfg->supply_trace) {
-			seterr(err, errlen, "use --supply-watts or --supply-trace, not both");
+			errbuf_set(err, errlen, "use --supply-watts or --supply-trace, not both");
 			return -1;
 		}
 		if (parse_num(name, value, 0, 1e15, false, "watts >= 0", &cfg->supply_watts, err, errlen))
@@ -66,11 +54,11 @@ int ledger_set_option(struct ledger_config *cfg, const char *name, const char *v
 		cfg->supply_given = true;
 	} else if (!strcmp(name, "supply-trace")) {
 		if (cfg->supply_given && !cfg->supply_trace) {
-			seterr(err, errlen, "use --supply-watts or --supply-trace, not both");
+			errbuf_set(err, errlen, "use --supply-watts or --supply-trace, not both");
 			return -1;
 		}
 		if (!value || !*value) {
-			seterr(err, errlen, "--supply-trace needs a CSV file of \"seconds,watts\" rows");
+			errbuf_set(err, errlen, "--supply-trace needs a CSV file of \"seconds,watts\" rows");
 			return -1;
 		}
 		cfg->supply_trace = value;
@@ -84,13 +72,13 @@ int ledger_set_option(struct ledger_config *cfg, const char *name, const char *v
 			return -1;
 	} else if (!strcmp(name, "journal")) {
 		if (!value || !*value) {
-			seterr(err, errlen, "--journal needs a file name");
+			errbuf_set(err, errlen, "--journal needs a file name");
 			return -1;
 		}
 		cfg->journal_path = value;
 	} else if (!strcmp(name, "no-fsync")) {
 		if (value) {
-			seterr(err, errlen, "--no-fsync takes no value");
+			errbuf_set(err, errlen, "--no-fsync takes no value");
 			return -1;
 		}
 		cfg->fsync = false;
@@ -129,7 +117,7 @@ int ledger_parse_arg(struct ledger_config *cfg, int argc, char **argv, int *i,
 
 		if (!eq) {
 			if (*i + 1 >= argc) {
-				seterr(err, errlen, "--%s needs a value (see --help)", name);
+				errbuf_set(err, errlen, "--%s needs a value (see --help)", name);
 				return -1;
 			}
 			value = argv[++*i];
@@ -142,7 +130,7 @@ int ledger_parse_arg(struct ledger_config *cfg, int argc, char **argv, int *i,
 int ledger_config_check(const struct ledger_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->given && !cfg->supply_given) {
-		seterr(err, errlen, "the ledger options need a supply: add --supply-watts W or --supply-trace CSV");
+		errbuf_set(err, errlen, "the ledger options need a supply: add --supply-watts W or --supply-trace CSV");
 		return -1;
 	}
 	return 0;
@@ -406,7 +394,7 @@ static int open_journal(struct ledger *l, const struct ledger_config *cfg, char 
 	if (!l->journal)
 		return -1;
 	if (r.have_run && (!same(r.run.slot_s, l->slot_s) || !same(r.run.capacity_j, l->capacity))) {
-		seterr(err, errlen,
+		errbuf_set(err, errlen,
 		       "journal %s was written with --slot %g --storage-joules %g; reopen it with those values or choose a new --journal file",
 		       path, r.run.slot_s, r.run.capacity_j);
 		journal_close(l->journal, NULL, 0);
@@ -455,12 +443,12 @@ struct ledger *ledger_open(const struct ledger_config *cfg, char *err, size_t er
 
 	if (!(cfg->slot_s > 0) || !isfinite(cfg->slot_s) || !(cfg->storage_joules >= 0) ||
 	    !isfinite(cfg->storage_joules) || !(cfg->supply_watts >= 0) || !isfinite(cfg->supply_watts)) {
-		seterr(err, errlen, "ledger: slot must be > 0 s, storage and supply >= 0 (see --help)");
+		errbuf_set(err, errlen, "ledger: slot must be > 0 s, storage and supply >= 0 (see --help)");
 		return NULL;
 	}
 	l = calloc(1, sizeof(*l));
 	if (!l) {
-		seterr(err, errlen, "ledger: out of memory");
+		errbuf_set(err, errlen, "ledger: out of memory");
 		return NULL;
 	}
 	ledger_stats_init(&l->stats);
@@ -475,7 +463,7 @@ struct ledger *ledger_open(const struct ledger_config *cfg, char *err, size_t er
 			goto fail;
 		l->trace_path = strdup(cfg->supply_trace);
 		if (!l->trace_path) {
-			seterr(err, errlen, "ledger: out of memory");
+			errbuf_set(err, errlen, "ledger: out of memory");
 			goto fail;
 		}
 	}
