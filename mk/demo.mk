@@ -16,12 +16,12 @@ $(OAI_HTTP_OBJ): tests/demo/openai_http.c tests/demo/openai_http.h | $(OUT)/demo
 
 # --gpu-us-per-b dlopen()s libcuda.so.1: the rpath finds the stub driver in
 # $(OUT)/gpu (mk/gpu.mk).
-$(OUT)/demo/demo_worker: tests/demo/demo_worker.c tests/demo/openai_http.h $(OAI_HTTP_OBJ) \
+$(OUT)/demo/demo_worker: tests/demo/demo_worker.c tests/demo/openai_http.h tests/demo/cli_num.h $(OAI_HTTP_OBJ) \
                          tests/gpu/gpu_offload.c tests/gpu/gpu_offload.h | $(OUT)/demo $(OUT)/gpu/libcuda.so.1
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CPPFLAGS) -Itests/demo -Itests/gpu $(CFLAGS) $(LDFLAGS) $< $(OAI_HTTP_OBJ) tests/gpu/gpu_offload.c \
 	  -Wl,-rpath,'$$ORIGIN/../gpu' $(DEMO_LIBS) -ldl -o $@
 
-$(OUT)/demo/loadgen: tests/demo/loadgen.c | $(OUT)/demo
+$(OUT)/demo/loadgen: tests/demo/loadgen.c tests/demo/cli_num.h | $(OUT)/demo
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(DEMO_LIBS) -o $@

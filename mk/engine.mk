@@ -93,7 +93,7 @@ $(OUT)/models/llm-bench: tests/models/llm_bench.c $(LLM_ENGINE_OBJ) | $(OUT)/mod
 
 # --gpu-us-per-b dlopen()s libcuda.so.1: the rpath finds the stub driver in
 # $(OUT)/gpu (a real driver comes first where LD_LIBRARY_PATH names it).
-$(OUT)/llm/erg-llm-worker: tests/llm/erg_llm_worker.c tests/demo/openai_http.c tests/demo/openai_http.h \
+$(OUT)/llm/erg-llm-worker: tests/llm/erg_llm_worker.c tests/demo/openai_http.c tests/demo/openai_http.h tests/demo/cli_num.h \
                            tests/gpu/gpu_offload.c tests/gpu/gpu_offload.h \
                            $(LLM_ENGINE_OBJ) | $(OUT)/llm $(OUT)/gpu/libcuda.so.1
 	$(call msg,CC,$@)

@@ -13,6 +13,7 @@
  */
 #include "openai_http.h"
 #include "gpu_offload.h"
+#include "cli_num.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -194,15 +195,7 @@ static void usage(FILE *f)
 
 static int parse_num(const char *opt, const char *s, double lo, double hi, double *v)
 {
-	char *end;
-	errno = 0;
-	double d = strtod(s, &end);
-	if (errno || end == s || *end || !(d >= lo && d <= hi)) {
-		fprintf(stderr, "demo_worker: %s '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
-		return -1;
-	}
-	*v = d;
-	return 0;
+	return cli_num("demo_worker", opt, s, lo, hi, v);
 }
 
 int main(int argc, char **argv)

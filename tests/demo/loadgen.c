@@ -29,6 +29,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli_num.h"
+
 #define MAX_TARGETS   64
 #define RESP_MAX      (64u << 20) /* bytes of one response */
 #define HDR_MAX       65536
@@ -663,17 +665,9 @@ static void usage(FILE *f)
 		"requests in flight then count as aborted.\n");
 }
 
-static int num(const char *o, const char *s, double lo, double hi, double *v)
+static int num(const char *opt, const char *s, double lo, double hi, double *v)
 {
-	char *e;
-	errno = 0;
-	double d = strtod(s, &e);
-	if (errno || e == s || *e || !(d >= lo && d <= hi)) {
-		fprintf(stderr, "loadgen: %s '%s' is not a number in [%g, %g]\n", o, s, lo, hi);
-		return -1;
-	}
-	*v = d;
-	return 0;
+	return cli_num("loadgen", opt, s, lo, hi, v);
 }
 
 int main(int argc, char **argv)

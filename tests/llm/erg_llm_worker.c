@@ -28,6 +28,7 @@
 #include "llm_engine.h"
 #include "openai_http.h"
 #include "gpu_offload.h"
+#include "cli_num.h"
 
 struct slot {
 	struct llm_ctx *ctx;
@@ -287,15 +288,7 @@ static void usage(FILE *f)
 
 static int parse_num(const char *opt, const char *s, double lo, double hi, double *v)
 {
-	char *end;
-	errno = 0;
-	double d = strtod(s, &end);
-	if (errno || end == s || *end || !(d >= lo && d <= hi)) {
-		fprintf(stderr, "erg-llm-worker: %s '%s' is not a number in [%g, %g]\n", opt, s, lo, hi);
-		return -1;
-	}
-	*v = d;
-	return 0;
+	return cli_num("erg-llm-worker", opt, s, lo, hi, v);
 }
 
 int main(int argc, char **argv)
