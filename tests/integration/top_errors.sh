@@ -29,6 +29,8 @@ expect_fail "unexpected argument" top --pid $$ 1 2 3
 expect_fail "at most 15 characters" top --comm averyveryverylongname
 expect_fail "no such cgroup" top --cgroup /nonexistent/cg
 expect_fail "unknown option" top --bogus
+expect_fail "--request-idle '0': expected seconds > 0" top --pid $$ --request-idle 0
+expect_fail "--request-idle 'soon': expected seconds > 0" top --pid $$ --request-idle soon
 expect_fail "cannot open config file" top --config /nonexistent.ini
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
