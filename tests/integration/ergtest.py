@@ -15,6 +15,7 @@ BUSY = os.path.join(OUT, "fixtures", "busy_worker")
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 _started = []
+_ergs = []  # every Erg, so a failing test leaves none running
 
 
 def log(msg):
@@ -47,6 +48,11 @@ def require_bpf():
 
 
 def cleanup():
+    for e in _ergs:
+        if e.proc.poll() is None:
+            e.proc.kill()
+            e.proc.wait()
+    _ergs.clear()
     for p in _started:
         try:
             os.killpg(p.pid, signal.SIGKILL)
@@ -110,6 +116,7 @@ class Erg:
         self.out = open(self.path, "w")
         self.err = open(self.errpath, "w")
         self.proc = subprocess.Popen([ERG] + list(args), stdout=self.out, stderr=self.err)
+        _ergs.append(self)
 
     def lines(self):
         with open(self.path) as f:
