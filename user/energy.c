@@ -62,7 +62,6 @@ struct energy_source {
 	char desc[640];
 };
 
-
 bool energy_choice_parse(const char *s, enum energy_choice *out)
 {
 	static const struct { const char *name; enum energy_choice c; } t[] = {
@@ -93,7 +92,7 @@ static int join(char *dst, size_t len, char *err, size_t errlen, const char *fmt
 	va_end(ap);
 	if (n < 0 || (size_t)n >= len) {
 		errbuf_set(err, errlen, "energy: path too long under %.200s; use a shorter sysfs/procfs root",
-		       dst);
+		           dst);
 		return -1;
 	}
 	return 0;
@@ -115,8 +114,8 @@ static int slurp(const char *path, char *buf, size_t len, char *err, size_t errl
 	if (fd < 0) {
 		int e = errno;
 		errbuf_set(err, errlen, "energy: cannot read %s: %s%s", path, strerror(e),
-		       e == EACCES ? " (energy counters are root-only: run as root, or use --energy-source model)"
-				   : "");
+		           e == EACCES ? " (energy counters are root-only: run as root, or use --energy-source model)"
+				       : "");
 		return -1;
 	}
 	while (got + 1 < len) {
@@ -164,7 +163,7 @@ static int read_u64(const char *path, uint64_t *out, char *err, size_t errlen)
 garbled:
 	buf[strcspn(buf, "\n")] = '\0';
 	errbuf_set(err, errlen, "energy: %s: expected an unsigned number, got \"%.32s\" (garbled counter file)",
-	       path, buf);
+	           path, buf);
 	return -1;
 }
 
@@ -183,7 +182,7 @@ static int read_proc_stat(const char *path, uint64_t *busy, int *ncpu, char *err
 
 	if (!f) {
 		errbuf_set(err, errlen, "energy: cannot read %s: %s (is procfs mounted?)", path,
-		       strerror(errno));
+		           strerror(errno));
 		return -1;
 	}
 	while (fgets(line, sizeof(line), f)) {
@@ -200,7 +199,7 @@ static int read_proc_stat(const char *path, uint64_t *busy, int *ncpu, char *err
 				fclose(f);
 				line[strcspn(line, "\n")] = '\0';
 				errbuf_set(err, errlen, "energy: %s: garbled \"cpu\" line \"%.60s\"", path,
-				       line);
+				           line);
 				return -1;
 			}
 			/* user nice system [idle iowait] irq softirq steal */
@@ -213,7 +212,7 @@ static int read_proc_stat(const char *path, uint64_t *busy, int *ncpu, char *err
 	fclose(f);
 	if (!seen || n == 0) {
 		errbuf_set(err, errlen, "energy: %s: no %s line (not a Linux /proc/stat?)", path,
-		       seen ? "cpuN" : "\"cpu\"");
+		           seen ? "cpuN" : "\"cpu\"");
 		return -1;
 	}
 	*ncpu = n;
@@ -310,7 +309,7 @@ static int rapl_open(struct energy_source *s, const char *sysfs, char *err, size
 			goto fail;
 		if (c->max == 0) {
 			errbuf_set(err, errlen, "energy: %s is 0 (cannot handle wraparound); use --energy-source model",
-			       f);
+			           f);
 			goto fail;
 		}
 		/* from here on path names the counter itself */
@@ -473,7 +472,7 @@ struct energy_source *energy_open(const struct energy_opts *opts, double now_s,
 	if (choice != ENERGY_AUTO && choice != ENERGY_RAPL && choice != ENERGY_HWMON &&
 	    choice != ENERGY_MODEL) {
 		errbuf_set(err, errlen, "energy: unknown energy source %d; use auto, rapl, hwmon or model",
-		       (int)choice);
+		           (int)choice);
 		return NULL;
 	}
 	s = calloc(1, sizeof(*s));
@@ -502,7 +501,7 @@ struct energy_source *energy_open(const struct energy_opts *opts, double now_s,
 		if (choice == ENERGY_RAPL) {
 			if (r == 0)
 				errbuf_set(err, errlen, "energy: no RAPL counters under %s/class/powercap (is the intel_rapl_msr / intel_rapl_common module loaded?); use --energy-source model",
-				       sysfs);
+				           sysfs);
 			goto fail;
 		}
 		if (r < 0)	/* present but broken: say so in the description */
@@ -515,7 +514,7 @@ struct energy_source *energy_open(const struct energy_opts *opts, double now_s,
 		if (choice == ENERGY_HWMON) {
 			if (r == 0)
 				errbuf_set(err, errlen, "energy: no hwmon energy*_input or power*_input under %s/class/hwmon (no power-reporting sensor driver loaded); use --energy-source model",
-				       sysfs);
+				           sysfs);
 			goto fail;
 		}
 		if (r < 0 && !why[0])

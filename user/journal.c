@@ -225,7 +225,6 @@ static int reader_get(struct reader *r, uint64_t off, const uint8_t **p, size_t 
 	return 0;
 }
 
-
 /* Walk every frame; see journal_read. The bytes after the last valid record
  * are the tail; a tail shorter than one frame that either follows a valid
  * record or starts like a frame is a torn last record. */
@@ -262,7 +261,7 @@ static int scan_fd(int fd, const char *path, journal_visit_fn visit, void *ctx,
 		fs = decode(p, got, &rec, &flen, &version);
 		if (fs == FRAME_VERSION) {
 			errbuf_set(err, errlen, "journal %s: written as format version %u, this erg reads version %d; use a newer erg",
-			       path, version, JOURNAL_VERSION);
+			           path, version, JOURNAL_VERSION);
 			rc = -1;
 			goto out;
 		}
@@ -314,7 +313,7 @@ static int scan_fd(int fd, const char *path, journal_visit_fn visit, void *ctx,
 	}
 	if (scan->runs + scan->slots == 0 && r.size > 0 && !scan->torn_tail) {
 		errbuf_set(err, errlen, "%s is not an erg journal (no valid record in its %llu bytes); pass a journal written with --journal",
-		       path, (unsigned long long)r.size);
+		           path, (unsigned long long)r.size);
 		rc = -1;
 	}
 out:
@@ -398,18 +397,18 @@ struct journal *journal_open(const char *path, bool fsync_each,
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		errbuf_set(err, errlen, errno == EWOULDBLOCK
-		       ? "journal %s is in use by another erg process; one writer per journal, choose another --journal file"
-		       : "cannot lock journal %s: %s", path, strerror(errno));
+		           ? "journal %s is in use by another erg process; one writer per journal, choose another --journal file"
+		           : "cannot lock journal %s: %s", path, strerror(errno));
 		goto fail;
 	}
 	if (scan_fd(fd, path, visit, ctx, scan, err, errlen) != 0)
 		goto fail;
 	if (scan->tail_bytes && !scan->torn_tail) {
 		errbuf_set(err, errlen,
-		       "journal %s ends in %llu unreadable bytes at offset %llu, more than one torn record; not appending. "
-		       "Inspect it with 'erg ledger %s'; to keep the valid history and drop that tail run 'truncate -s %llu %s'",
-		       path, (unsigned long long)scan->tail_bytes, (unsigned long long)scan->good_end,
-		       path, (unsigned long long)scan->good_end, path);
+		           "journal %s ends in %llu unreadable bytes at offset %llu, more than one torn record; not appending. "
+		           "Inspect it with 'erg ledger %s'; to keep the valid history and drop that tail run 'truncate -s %llu %s'",
+		           path, (unsigned long long)scan->tail_bytes, (unsigned long long)scan->good_end,
+		           path, (unsigned long long)scan->good_end, path);
 		goto fail;
 	}
 	if (scan->torn_tail) {
@@ -450,7 +449,7 @@ int journal_append(struct journal *j, const struct journal_record *rec, char *er
 			continue;
 		if (n <= 0) {
 			errbuf_set(err, errlen, "journal %s: write failed: %s", j->path,
-			       n < 0 ? strerror(errno) : "no progress");
+			           n < 0 ? strerror(errno) : "no progress");
 			return -1;
 		}
 		done += n;

@@ -12,7 +12,6 @@
 
 #include "supply_trace.h"
 
-
 /* ---- options ---- */
 
 void ledger_config_init(struct ledger_config *cfg)
@@ -395,8 +394,8 @@ static int open_journal(struct ledger *l, const struct ledger_config *cfg, char 
 		return -1;
 	if (r.have_run && (!same(r.run.slot_s, l->slot_s) || !same(r.run.capacity_j, l->capacity))) {
 		errbuf_set(err, errlen,
-		       "journal %s was written with --slot %g --storage-joules %g; reopen it with those values or choose a new --journal file",
-		       path, r.run.slot_s, r.run.capacity_j);
+		           "journal %s was written with --slot %g --storage-joules %g; reopen it with those values or choose a new --journal file",
+		           path, r.run.slot_s, r.run.capacity_j);
 		journal_close(l->journal, NULL, 0);
 		l->journal = NULL;
 		return -1;

@@ -20,6 +20,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,17 @@ static const char *const vocab[] = {
 };
 #define NVOCAB (sizeof(vocab) / sizeof(vocab[0]))
 
+/* Each server thread keeps one GPU stream of its own, as engines do. */
+static int thread_stream(const struct worker *wk)
+{
+	static _Thread_local int stream = -1;
+	static atomic_int next_stream;
+
+	if (stream < 0)
+		stream = atomic_fetch_add(&next_stream, 1) % wk->gpu_streams;
+	return stream;
+}
+
 static int generate(void *user, const struct oai_request *req, struct oai_out *out)
 {
 	const struct worker *wk = user;
@@ -155,8 +167,7 @@ static int generate(void *user, const struct oai_request *req, struct oai_out *o
 	for (int t = 0; t < n; t++) {
 		uint32_t h = token_work(wk, x) ^ (uint32_t)splitmix64(&rng);
 		const char *word = vocab[h % NVOCAB];
-		if (wk->gpu && gpu_offload_token(wk->gpu, (int)(req->seq % (uint64_t)wk->gpu_streams),
-						   wk->gpu_us_per_token))
+		if (wk->gpu && gpu_offload_token(wk->gpu, thread_stream(wk), wk->gpu_us_per_token))
 			return OAI_EENGINE;
 		int rc = oai_emit(out, word, strlen(word));
 		if (rc == OAI_GONE)

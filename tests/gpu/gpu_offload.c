@@ -29,6 +29,8 @@ struct gpu_offload *gpu_offload_open(int streams, char *err, size_t errlen)
 	CUdevice dev;
 	CUcontext ctx;
 	CUmodule mod;
+	CUresult rc;
+	const char *step;
 
 	if (!h) {
 		snprintf(err, errlen, "cannot load libcuda.so.1: %s", dlerror());
@@ -37,6 +39,7 @@ struct gpu_offload *gpu_offload_open(int streams, char *err, size_t errlen)
 	g = calloc(1, sizeof(*g) + sizeof(CUstream) * (size_t)(streams > 0 ? streams : 1));
 	if (!g) {
 		snprintf(err, errlen, "out of memory");
+		dlclose(h);
 		return NULL;
 	}
 	*(void **)&init = dlsym(h, "cuInit");
@@ -53,24 +56,35 @@ struct gpu_offload *gpu_offload_open(int streams, char *err, size_t errlen)
 	if (!init || !device_get || !retain || !set_current || !load || !get_fn || !stream_create ||
 	    !mem_alloc || !g->launch || !g->stream_sync || !g->dtoh) {
 		snprintf(err, errlen, "libcuda.so.1 lacks a driver entry point this worker uses");
-		free(g);
-		return NULL;
+		goto fail;
 	}
 	g->n_streams = streams > 0 ? streams : 1;
-	if (init(0) || device_get(&dev, 0) || retain(&ctx, dev) || set_current(ctx) ||
-	    load(&mod, "erg demo model") || get_fn(&g->fn, mod, "decode_step") ||
-	    mem_alloc(&g->logits, LOGITS_BYTES)) {
-		snprintf(err, errlen, "CUDA driver initialisation failed");
-		free(g);
-		return NULL;
-	}
+/* each driver call in turn; the first that fails is named in err */
+#define DRIVER_STEP(call, name)                 \
+	do {                                    \
+		if ((rc = (call)) != 0) {       \
+			step = name;            \
+			goto driver_error;      \
+		}                               \
+	} while (0)
+	DRIVER_STEP(init(0), "cuInit");
+	DRIVER_STEP(device_get(&dev, 0), "cuDeviceGet");
+	DRIVER_STEP(retain(&ctx, dev), "cuDevicePrimaryCtxRetain");
+	DRIVER_STEP(set_current(ctx), "cuCtxSetCurrent");
+	DRIVER_STEP(load(&mod, "erg demo model"), "cuModuleLoadData");
+	DRIVER_STEP(get_fn(&g->fn, mod, "decode_step"), "cuModuleGetFunction");
+	DRIVER_STEP(mem_alloc(&g->logits, LOGITS_BYTES), "cuMemAlloc_v2");
 	for (int i = 0; i < g->n_streams; i++)
-		if (stream_create(&g->streams[i], 0)) {
-			snprintf(err, errlen, "cuStreamCreate failed");
-			free(g);
-			return NULL;
-		}
+		DRIVER_STEP(stream_create(&g->streams[i], 0), "cuStreamCreate");
+#undef DRIVER_STEP
 	return g;
+
+driver_error:
+	snprintf(err, errlen, "%s failed with CUresult %d", step, (int)rc);
+fail:
+	free(g);
+	dlclose(h);
+	return NULL;
 }
 
 int gpu_offload_token(struct gpu_offload *g, int stream, double device_us)
