@@ -16,7 +16,7 @@ CLANG     ?= clang
 BPFTOOL   ?= bpftool
 CFLAGS    ?= -O2 -g
 CFLAGS    += -std=gnu11 -Wall -Wextra $(SANFLAGS)
-CPPFLAGS  += -Iinclude -Iuser -I$(OUT) -D_GNU_SOURCE
+CPPFLAGS  += -Iinclude -Iuser -Iuser/serve -I$(OUT) -D_GNU_SOURCE
 LDFLAGS   += $(SANFLAGS)
 LDLIBS    += $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz \
              -luring -lcjson -linih -lm -lpthread
@@ -38,7 +38,8 @@ endif
 BPF_SRCS   := $(wildcard bpf/*.bpf.c)
 BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(OUT)/%.bpf.o,$(BPF_SRCS))
 SKELS      := $(patsubst bpf/%.bpf.c,$(OUT)/%.skel.h,$(BPF_SRCS))
-USER_SRCS  := $(wildcard user/*.c)
+# user/*.c and one level of stage folders (user/serve/, ...), DESIGN's layout
+USER_SRCS  := $(wildcard user/*.c user/*/*.c)
 USER_OBJS  := $(patsubst user/%.c,$(OUT)/user/%.o,$(USER_SRCS))
 LIB_OBJS   := $(filter-out $(OUT)/user/main.o,$(USER_OBJS))
 UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
@@ -57,7 +58,7 @@ all: check-deps $(OUT)/erg $(FIXT_BINS) $(EXTRA_BINS)
 
 # Debian 12 packages erg builds and tests with; `make deps` installs them.
 DEB_PKGS := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config \
-            liburing-dev libcjson-dev libinih-dev libcmocka-dev libncurses-dev \
+            liburing-dev libcjson-dev libinih-dev libcmocka-dev \
             make gcc python3 util-linux git curl
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (it calls apt-get install)"; exit 2; fi
@@ -103,8 +104,9 @@ $(OUT)/%.skel.h: $(OUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
-$(OUT)/user/%.o: user/%.c $(wildcard user/*.h) include/erg.h $(SKELS) | $(OUT)/user
+$(OUT)/user/%.o: user/%.c $(wildcard user/*.h user/*/*.h) include/erg.h $(SKELS) | $(OUT)/user
 	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
 $(OUT)/erg: $(USER_OBJS)
