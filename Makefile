@@ -5,7 +5,7 @@
 ARCH      ?= x86
 ifeq ($(SAN),1)
 OUT       ?= build-san
-SANFLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+SANFLAGS  := -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow
 else
 OUT       ?= build
 SANFLAGS  :=

@@ -1,7 +1,7 @@
 /* Pseudo-random numbers for erg sim: xoshiro256** (Blackman & Vigna) seeded
  * by splitmix64; normals by the Marsaglia polar method, gamma by Marsaglia &
- * Tsang, Poisson by multiplication for small means and Hormann's transformed
- * rejection (PTRS) for large ones. */
+ * Tsang, Poisson by multiplication for small means, Hormann's transformed
+ * rejection (PTRS) for large ones and the normal limit for huge ones. */
 #include <math.h>
 #include "rng.h"
 
@@ -125,6 +125,18 @@ static uint64_t poisson_small(struct rng *r, double lambda)
 	return k;
 }
 
+/* A count drawn as a double, as an integer: negative and NaN give 0, and
+ * anything at or above RNG_COUNT_MAX saturates there, so no conversion
+ * overflows. */
+static uint64_t count_of(double x)
+{
+	if (!(x >= 0.0))
+		return 0;
+	if (x >= RNG_COUNT_MAX)
+		return (uint64_t)RNG_COUNT_MAX;
+	return (uint64_t)x;
+}
+
 /* Transformed rejection with squeeze (PTRS, Hormann 1993), lambda >= 10. */
 static uint64_t poisson_ptrs(struct rng *r, double lambda)
 {
@@ -141,12 +153,12 @@ static uint64_t poisson_ptrs(struct rng *r, double lambda)
 		double k = floor((2.0 * a / us + b) * u + lambda + 0.43);
 
 		if (us >= 0.07 && v <= vr)
-			return (uint64_t)k;
+			return count_of(k);
 		if (k < 0.0 || (us < 0.013 && v > us))
 			continue;
 		if (log(v) + log(inv_alpha) - log(a / (us * us) + b) <=
 		    -lambda + k * loglam - lgamma(k + 1.0))
-			return (uint64_t)k;
+			return count_of(k);
 	}
 }
 
@@ -156,7 +168,13 @@ uint64_t rng_poisson(struct rng *r, double lambda)
 		return 0;
 	if (lambda < 10.0)
 		return poisson_small(r, lambda);
-	return poisson_ptrs(r, lambda);
+	if (lambda < RNG_POISSON_NORMAL_ABOVE)
+		return poisson_ptrs(r, lambda);
+	if (isinf(lambda))
+		return (uint64_t)RNG_COUNT_MAX;
+	/* the normal limit, rounded: its error is far below one standard
+	 * deviation, and it stays O(1) and defined for any mean, even infinite */
+	return count_of(floor(lambda + sqrt(lambda) * rng_normal(r) + 0.5));
 }
 
 uint64_t rng_overdispersed(struct rng *r, double mean, double var_ratio)

@@ -28,7 +28,12 @@ double rng_lognormal(struct rng *r, double mu, double sigma);
 double rng_exponential(struct rng *r);
 /* Gamma(shape, scale), mean shape*scale; shape > 0. */
 double rng_gamma(struct rng *r, double shape, double scale);
-/* Poisson(lambda); exact for every lambda >= 0. */
+/* Counts saturate here (2^62): a huge or infinite mean never overflows. */
+#define RNG_COUNT_MAX 0x1p62
+/* Poisson draws above this mean come from the normal approximation. */
+#define RNG_POISSON_NORMAL_ABOVE 1e12
+/* Poisson(lambda): exact below RNG_POISSON_NORMAL_ABOVE, the rounded normal
+ * N(lambda, lambda) above it; O(1) for every lambda; 0 for lambda <= 0 or NaN. */
 uint64_t rng_poisson(struct rng *r, double lambda);
 /* Over-dispersed counts: gamma-Poisson mixture with E[n] = mean and
  * Var(n) = var_ratio * mean (var_ratio >= 1; 1 is Poisson). */

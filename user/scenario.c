@@ -14,7 +14,7 @@
 enum ktype { K_NUM, K_INT, K_SEED, K_WORD, K_LIST, K_PATH };
 
 /* Range checks; "size" keys are the ones that must not be negative. */
-enum krange { R_ANY, R_POS, R_NONNEG, R_UNIT, R_OPEN_UNIT, R_GE1, R_STORAGE };
+enum krange { R_ANY, R_POS, R_NONNEG, R_UNIT, R_OPEN_UNIT, R_GE1, R_STORAGE, R_TASKS };
 
 struct keydef {
 	const char *section;	/* "model" for every [model NAME] */
@@ -31,7 +31,7 @@ static const struct keydef keys[] = {
 	{ "scaling", "a1", K_NUM, R_ANY, "a1 = 0.091" },
 	{ "scaling", "beta", K_NUM, R_ANY, "beta = 0.1086" },
 	{ "scaling", "a_max", K_NUM, R_OPEN_UNIT, "a_max = 0.95" },
-	{ "workload", "tasks_per_slot", K_NUM, R_NONNEG, "tasks_per_slot = 20" },
+	{ "workload", "tasks_per_slot", K_NUM, R_TASKS, "tasks_per_slot = 20" },
 	{ "workload", "slot_seconds", K_NUM, R_POS, "slot_seconds = 1" },
 	{ "workload", "input_tokens", K_NUM, R_NONNEG, "input_tokens = 500" },
 	{ "workload", "budgets", K_LIST, R_POS, "budgets = 256, 1024, 4096, 16384" },
@@ -247,6 +247,10 @@ static int check_range(struct parse *ps, const char *section, const struct keyde
 	case R_GE1:
 		if (v < 1.0)
 			why = "must be at least 1 (1 is Poisson)";
+		break;
+	case R_TASKS:	/* erg sim draws every task: its time grows with them */
+		if (v < 0.0 || v > SIM_MAX_TASKS_PER_SLOT)
+			why = "must be from 0 to 1e6 tasks per slot (use a longer slot for a bigger workload)";
 		break;
 	case R_ANY:
 		break;

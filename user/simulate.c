@@ -13,6 +13,9 @@ enum { STREAM_ARRIVALS = 1, STREAM_ENERGY = 2, STREAM_ROUTING = 3 };
  * its target over this many slots. */
 #define STORAGE_RELAX_SLOTS 4.0
 
+/* Most tasks one slot may draw (over-dispersed arrivals have a long tail). */
+#define MAX_SLOT_DRAW 1e9
+
 double sim_slot_rate(const struct sim_config *cfg, long t)
 {
 	if (cfg->arrivals.kind == ARRIVALS_TRACE)
@@ -84,6 +87,16 @@ const char *sim_check(const struct sim_config *cfg)
 		return "slot length must be positive";
 	if (cfg->arrivals.kind == ARRIVALS_TRACE ? !cfg->arrivals.trace : !(cfg->arrivals.per_slot >= 0.0))
 		return "arrivals need a rate or a trace";
+	if (cfg->arrivals.kind != ARRIVALS_TRACE && !(cfg->arrivals.per_slot <= SIM_MAX_TASKS_PER_SLOT))
+		return "tasks per slot must be at most 1e6 (use a longer slot for a bigger workload)";
+	if (cfg->arrivals.kind == ARRIVALS_OVERDISPERSED &&
+	    !(cfg->arrivals.var_ratio <= SIM_MAX_VARIANCE_RATIO))
+		return "the arrivals' variance ratio must be at most 1e6";
+	if (cfg->arrivals.kind == ARRIVALS_TRACE)
+		for (long t = 0; t < cfg->slots; t++)
+			if (!(sim_slot_rate(cfg, t) <= SIM_MAX_TASKS_PER_SLOT))
+				return "the arrival trace gives more than 1e6 tasks in a slot "
+				       "(use a shorter slot or a lower rate)";
 	if (cfg->supply.capacity < 0.0 || isnan(cfg->supply.capacity))
 		return "storage capacity must not be negative";
 	if (cfg->policy == SIM_DYNAMIC) {
@@ -204,6 +217,10 @@ int sim_run(const struct sim_config *cfg, struct sim_summary *out,
 			n = rng_overdispersed(&arr_rng, rate, cfg->arrivals.var_ratio);
 		else
 			n = rng_poisson(&arr_rng, rate);
+		if ((double)n > MAX_SLOT_DRAW) {
+			free(times);
+			return SIM_TOO_MANY_TASKS;
+		}
 
 		double demand = 0.0, acc_slot = 0.0;
 		if (cfg->policy == SIM_DYNAMIC && n > 0) {
@@ -307,7 +324,8 @@ int sim_run(const struct sim_config *cfg, struct sim_summary *out,
 				th_waste += theory_waste_gauss(mu_t, sd, b);
 			}
 		}
-		if (cfg->progress && (t & 1023) == 1023)
+		/* every slot: a slot of many tasks takes a while */
+		if (cfg->progress)
 			__atomic_store_n(cfg->progress, t + 1, __ATOMIC_RELAXED);
 	}
 	free(times);

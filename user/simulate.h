@@ -14,6 +14,11 @@
 #include "scaling.h"
 #include "supply_trace.h"
 
+/* Bounds on the workload: the simulator draws every task, so its time grows
+ * with the tasks per slot; a bigger workload is a longer slot. */
+#define SIM_MAX_TASKS_PER_SLOT 1e6
+#define SIM_MAX_VARIANCE_RATIO 1e6
+
 enum arrival_kind { ARRIVALS_POISSON = 0, ARRIVALS_OVERDISPERSED, ARRIVALS_TRACE };
 
 struct sim_arrivals {
@@ -74,10 +79,15 @@ struct sim_summary {
 	double aux_theory, waste_theory, cost_theory, accuracy_theory;
 };
 
-/* Check a configuration; NULL if fine, else a static description. */
+/* Check a configuration, the bounds above included; NULL if fine, else a
+ * static description that names the problem and the limit. */
 const char *sim_check(const struct sim_config *cfg);
 /* Run. series: NULL or cfg->slots entries; option_tasks: NULL or n_opts
- * entries (tasks routed to each option). 0 ok, -1 bad config or no memory. */
+ * entries (tasks routed to each option). 0 ok, -1 bad config or no memory,
+ * SIM_TOO_MANY_TASKS when one slot drew more tasks than it can simulate
+ * (over-dispersed arrivals with an extreme variance ratio). Progress is
+ * published after every slot. */
+#define SIM_TOO_MANY_TASKS (-2)
 int sim_run(const struct sim_config *cfg, struct sim_summary *out,
 	    struct sim_slot *series, double *option_tasks);
 

@@ -395,6 +395,59 @@ static void test_bad_config(void **state)
 	assert_int_equal(sim_run(&c, &s, NULL, NULL), -1);
 }
 
+/* Huge or non-finite means give defined counts at once (the normal limit,
+ * saturation at RNG_COUNT_MAX), never a float-to-integer overflow. */
+static void test_rng_huge_means(void **state)
+{
+	(void)state;
+	struct rng r;
+	rng_seed(&r, 3, 0);
+	assert_true(rng_poisson(&r, 1e308) == (uint64_t)RNG_COUNT_MAX);
+	assert_true(rng_poisson(&r, INFINITY) == (uint64_t)RNG_COUNT_MAX);
+	assert_true(rng_poisson(&r, NAN) == 0);
+	assert_true(rng_poisson(&r, -1e308) == 0);
+	/* the normal branch keeps mean and spread */
+	const int n = 20000;
+	double s1 = 0, s2 = 0, lambda = 1e14;
+	for (int i = 0; i < n; i++) {
+		double x = (double)rng_poisson(&r, lambda) - lambda;
+		s1 += x;
+		s2 += x * x;
+	}
+	CLOSE(s1 / n, 0.0, 5 * sqrt(lambda / n));
+	CLOSE(sqrt(s2 / n), sqrt(lambda), 0.05 * sqrt(lambda));
+	/* just below the switch, PTRS: still right */
+	double x = (double)rng_poisson(&r, 0.99 * RNG_POISSON_NORMAL_ABOVE);
+	CLOSE(x, 0.99 * RNG_POISSON_NORMAL_ABOVE, 10 * sqrt(RNG_POISSON_NORMAL_ABOVE));
+	assert_true(rng_overdispersed(&r, 1e308, 1e300) <= (uint64_t)RNG_COUNT_MAX);
+}
+
+/* The workload bounds: more tasks per slot than the simulator can draw in
+ * reasonable time is a configuration error, not an endless run. */
+static void test_workload_bounds(void **state)
+{
+	(void)state;
+	struct task_option o;
+	steady_option(&o, 0.5, 1.0);
+	struct sim_config c = gaussian_config(&o, 100, 0, 1);
+	struct sim_summary s;
+	c.arrivals.per_slot = SIM_MAX_TASKS_PER_SLOT;
+	assert_null(sim_check(&c));
+	c.arrivals.per_slot = 1e15;
+	assert_non_null(strstr(sim_check(&c), "at most 1e6"));
+	assert_int_equal(sim_run(&c, &s, NULL, NULL), -1);
+	c.arrivals.per_slot = 1e308;
+	assert_int_equal(sim_run(&c, &s, NULL, NULL), -1);
+	c.arrivals.per_slot = NAN;
+	assert_non_null(sim_check(&c));
+	c.arrivals.per_slot = 20;
+	c.arrivals.kind = ARRIVALS_OVERDISPERSED;
+	c.arrivals.var_ratio = 1e300;
+	assert_non_null(sim_check(&c));
+	c.arrivals.var_ratio = 3;
+	assert_null(sim_check(&c));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -407,6 +460,8 @@ int main(void)
 		cmocka_unit_test(test_supply_trace_and_dispersion),
 		cmocka_unit_test(test_reference_policies),
 		cmocka_unit_test(test_bad_config),
+		cmocka_unit_test(test_rng_huge_means),
+		cmocka_unit_test(test_workload_bounds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
