@@ -1,0 +1,287 @@
+/* Per-request split of worker energy in erg serve: weights, boundaries, and
+ * the exact identity per-request + non-request = worker over random runs. */
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <pthread.h>
+#include <cmocka.h>
+#include "request_energy.h"
+#include "rng.h"
+
+#define J 1000000000ULL
+
+static void one_request_over_the_whole_tick_gets_it_all(void **state)
+{
+	struct request_energy *re = request_energy_new(1, 10.0);
+	uint64_t wnj[1] = { 3 * J }, req[1], non[1];
+	struct request_record rec[2];
+	uint64_t id;
+
+	(void)state;
+	id = request_energy_begin(re, 0, 7, 10.0);
+	assert_true(id > 0);
+	assert_int_equal(request_energy_in_flight(re, 0), 1);
+	assert_int_equal(request_energy_progress(re, id, 100, 4), 0);
+	assert_int_equal(request_energy_end(re, id, 11.0, 200, 50, 100, 0.25, 1.0), 0);
+	assert_int_equal(request_energy_take_completed(re, rec, 2), 0);	/* not split yet */
+	request_energy_tick(re, 11.0, wnj, req, non);
+	assert_int_equal(req[0], 3 * J);
+	assert_int_equal(non[0], 0);
+	assert_int_equal(request_energy_take_completed(re, rec, 2), 1);
+	assert_int_equal(rec[0].id, id);
+	assert_int_equal(rec[0].model, 7);
+	assert_int_equal(rec[0].worker, 0);
+	assert_int_equal(rec[0].status, 200);
+	assert_int_equal(rec[0].bytes_in, 50);
+	assert_int_equal(rec[0].bytes_out, 100);
+	assert_int_equal(rec[0].sse_events, 4);
+	assert_int_equal(rec[0].nj, 3 * J);
+	assert_true(rec[0].end_s - rec[0].start_s > 0.999 && rec[0].end_s - rec[0].start_s < 1.001);
+	assert_true(rec[0].start_s > 1e9);	/* unix seconds */
+	assert_true(rec[0].ttfb_s == 0.25 && rec[0].latency_s == 1.0);
+	assert_int_equal(request_energy_in_flight(re, 0), 0);
+	assert_int_equal(request_energy_progress(re, id, 1, 1), -1);	/* ended */
+	assert_int_equal(request_energy_end(re, id, 12.0, 200, 0, 0, 0, 0), -1);
+	request_energy_free(re);
+}
+
+static void idle_part_of_the_tick_is_non_request(void **state)
+{
+	struct request_energy *re = request_energy_new(2, 0.0);
+	uint64_t wnj[2] = { 4 * J, 5 * J }, req[2], non[2], rq, nr;
+	uint64_t id;
+
+	(void)state;
+	id = request_energy_begin(re, 0, 0, 1.0);	/* busy 1..3 of 0..4 */
+	request_energy_end(re, id, 3.0, 200, 1, 1, 0, 2);
+	request_energy_tick(re, 4.0, wnj, req, non);
+	assert_int_equal(req[0], 2 * J);
+	assert_int_equal(non[0], 2 * J);
+	assert_int_equal(req[1], 0);	/* no request on worker 1 */
+	assert_int_equal(non[1], 5 * J);
+	request_energy_totals(re, 1, &rq, &nr);
+	assert_int_equal(rq, 0);
+	assert_int_equal(nr, 5 * J);
+	request_energy_free(re);
+}
+
+static void overlapping_requests_count_busy_time_once(void **state)
+{
+	struct request_energy *re = request_energy_new(1, 0.0);
+	uint64_t wnj[1] = { 10 * J }, req[1], non[1];
+	struct request_record rec[4];
+	uint64_t a, b;
+
+	(void)state;
+	a = request_energy_begin(re, 0, 0, 1.0);	/* 1..5 */
+	b = request_energy_begin(re, 0, 0, 2.0);	/* 2..4 */
+	request_energy_end(re, b, 4.0, 200, 0, 0, 0, 0);
+	request_energy_end(re, a, 5.0, 200, 0, 0, 0, 0);
+	request_energy_tick(re, 10.0, wnj, req, non);
+	assert_int_equal(req[0], 4 * J);	/* busy 1..5 */
+	assert_int_equal(request_energy_take_completed(re, rec, 4), 2);
+	/* nothing streamed: by time in flight, 4 s : 2 s */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(rec[i].nj, rec[i].id == a ? 8 * J / 3 + 1 : 4 * J / 3);
+	assert_int_equal(rec[0].nj + rec[1].nj, 4 * J);
+	request_energy_free(re);
+}
+
+static void streamed_events_outweigh_bytes_and_time(void **state)
+{
+	struct request_energy *re = request_energy_new(1, 0.0);
+	uint64_t wnj[1] = { 6 * J }, req[1], non[1];
+	struct request_record rec[4];
+	uint64_t a, b, c;
+
+	(void)state;
+	a = request_energy_begin(re, 0, 0, 0.0);
+	b = request_energy_begin(re, 0, 0, 0.0);
+	c = request_energy_begin(re, 0, 0, 0.0);	/* in prefill: no output */
+	request_energy_progress(re, a, 1000, 1);
+	request_energy_progress(re, b, 10, 2);
+	request_energy_tick(re, 1.0, wnj, req, non);
+	assert_int_equal(req[0], 6 * J);
+	/* tick 2: no events, bytes only */
+	request_energy_progress(re, a, 100, 0);
+	request_energy_progress(re, c, 300, 0);
+	request_energy_tick(re, 2.0, wnj, req, non);
+	request_energy_end(re, a, 2.0, 200, 0, 1100, 0, 0);
+	request_energy_end(re, b, 2.0, 200, 0, 10, 0, 0);
+	request_energy_end(re, c, 2.0, 200, 0, 300, 0, 0);
+	request_energy_tick(re, 2.0, wnj, req, non);	/* zero-length tick */
+	assert_int_equal(req[0], 0);	/* no time, nothing streamed: non-request */
+	assert_int_equal(non[0], 6 * J);
+	assert_int_equal(request_energy_take_completed(re, rec, 4), 3);
+	for (int i = 0; i < 3; i++) {
+		/* tick 1 by events 1:2:0 of 6 J, tick 2 by bytes 100:0:300 of 6 J */
+		uint64_t want = rec[i].id == a ? 2 * J + 3 * J / 2 : rec[i].id == b ? 4 * J : 9 * J / 2;
+
+		assert_int_equal(rec[i].nj, want);
+	}
+	request_energy_free(re);
+}
+
+static void ids_stay_unique_as_the_table_grows(void **state)
+{
+	struct request_energy *re = request_energy_new(3, 0.0);
+	static uint64_t ids[5000];
+	struct request_record rec[64];
+	uint64_t wnj[3] = { J, J, J }, got = 0;
+
+	(void)state;
+	for (int i = 0; i < 5000; i++) {
+		ids[i] = request_energy_begin(re, (unsigned)(i % 3), 0, 1.0);
+		assert_true(ids[i] > (i ? ids[i - 1] : 0));
+		if (i % 2)
+			request_energy_end(re, ids[i - 1], 1.5, 200, 0, 0, 0, 0);
+	}
+	for (int i = 0; i < 5000; i++)
+		assert_int_equal(request_energy_progress(re, ids[i], 1, 0), i % 2 == 0 && i < 4999 ? -1 : 0);
+	assert_int_equal(request_energy_begin(re, 3, 0, 1.0), 0);	/* no such worker */
+	request_energy_tick(re, 2.0, wnj, NULL, NULL);
+	for (size_t n; (n = request_energy_take_completed(re, rec, 64)) > 0;)
+		got += n;
+	assert_int_equal(got, 2500);
+	request_energy_free(re);
+}
+
+/* Random traffic on four workers over thousands of ticks: every tick each
+ * worker's split is exact, and the completed requests' joules plus the
+ * non-request joules add up to every joule handed in. */
+static void random_runs_conserve_every_nanojoule(void **state)
+{
+	enum { W = 4, LIVE = 64, TICKS = 5000 };
+	struct request_energy *re = request_energy_new(W, 0.0);
+	struct rng rng;
+	uint64_t live[LIVE] = { 0 };
+	unsigned __int128 in_total = 0, non_total = 0, rec_total = 0, req_total = 0;
+	struct request_record rec[256];
+	double t = 0;
+
+	(void)state;
+	rng_seed(&rng, 42, 0);
+	for (int tick = 0; tick < TICKS; tick++) {
+		uint64_t wnj[W], req[W], non[W];
+		double next = t + rng_uniform(&rng) * 2;
+
+		for (int k = 0, n = (int)(rng_uniform(&rng) * 12); k < n; k++) {
+			int s = (int)(rng_uniform(&rng) * LIVE);
+			double at = t + (next - t) * rng_uniform(&rng);
+
+			if (!live[s])
+				live[s] = request_energy_begin(re, (unsigned)(rng_uniform(&rng) * W), 0, at);
+			else if (rng_uniform(&rng) < 0.5)
+				request_energy_progress(re, live[s], (uint64_t)(rng_uniform(&rng) * 3000),
+							rng_uniform(&rng) < 0.5 ? (uint64_t)(rng_uniform(&rng) * 5) : 0);
+			else {
+				assert_int_equal(request_energy_end(re, live[s], at, 200, 1, 1, 0, 0), 0);
+				live[s] = 0;
+			}
+		}
+		for (int w = 0; w < W; w++) {
+			/* up to ~1.8e19 nJ per tick: the split must not overflow */
+			wnj[w] = rng_uniform(&rng) < 0.01 ? UINT64_MAX / 8 : (uint64_t)(rng_uniform(&rng) * 1e10);
+			in_total += wnj[w];
+		}
+		request_energy_tick(re, next, wnj, req, non);
+		for (int w = 0; w < W; w++) {
+			assert_int_equal(req[w] + non[w], wnj[w]);
+			req_total += req[w];
+			non_total += non[w];
+		}
+		for (size_t n; (n = request_energy_take_completed(re, rec, 256)) > 0;)
+			for (size_t i = 0; i < n; i++)
+				rec_total += rec[i].nj;
+		t = next;
+	}
+	for (int s = 0; s < LIVE; s++)
+		if (live[s])
+			request_energy_end(re, live[s], t, 200, 0, 0, 0, 0);
+	request_energy_tick(re, t, (uint64_t[W]){ 0 }, NULL, NULL);
+	for (size_t n; (n = request_energy_take_completed(re, rec, 256)) > 0;)
+		for (size_t i = 0; i < n; i++)
+			rec_total += rec[i].nj;
+	assert_true(req_total + non_total == in_total);
+	assert_true(rec_total == req_total);
+	assert_true(req_total > 0 && non_total > 0);
+	request_energy_free(re);
+}
+
+struct proxy_thread {
+	struct request_energy *re;
+	unsigned worker;
+	int requests;
+};
+
+static void *proxy_traffic(void *arg)
+{
+	struct proxy_thread *p = arg;
+
+	for (int i = 0; i < p->requests; i++) {
+		uint64_t id = request_energy_begin(p->re, p->worker, 0, 0.0);
+
+		for (int k = 0; k < 5; k++)
+			request_energy_progress(p->re, id, 100, 1);
+		request_energy_end(p->re, id, 0.0, 200, 10, 500, 0, 0);
+	}
+	return NULL;
+}
+
+/* Proxy threads begin, stream and end requests while the main thread
+ * ticks: nothing is lost or handed out twice. */
+static void concurrent_proxy_threads_and_ticks(void **state)
+{
+	enum { T = 3, N = 20000 };
+	struct request_energy *re = request_energy_new(T, 0.0);
+	struct proxy_thread p[T];
+	pthread_t th[T];
+	struct request_record rec[512];
+	uint64_t got = 0, events = 0, nj = 0, req_total = 0;
+	bool running = true;
+
+	(void)state;
+	for (int i = 0; i < T; i++) {
+		p[i] = (struct proxy_thread){ re, (unsigned)i, N };
+		assert_int_equal(pthread_create(&th[i], NULL, proxy_traffic, &p[i]), 0);
+	}
+	while (running) {
+		uint64_t wnj[T] = { 1000, 1000, 1000 }, req[T], non[T];
+
+		running = got < (uint64_t)T * N;
+		request_energy_tick(re, 0.0, wnj, req, non);
+		for (int w = 0; w < T; w++) {
+			assert_int_equal(req[w] + non[w], 1000);
+			req_total += req[w];
+		}
+		for (size_t n; (n = request_energy_take_completed(re, rec, 512)) > 0;)
+			for (size_t i = 0; i < n; i++, got++) {
+				events += rec[i].sse_events;
+				nj += rec[i].nj;
+			}
+	}
+	for (int i = 0; i < T; i++)
+		pthread_join(th[i], NULL);
+	assert_int_equal(got, (uint64_t)T * N);
+	assert_int_equal(events, (uint64_t)T * N * 5);
+	assert_int_equal(nj, req_total);
+	request_energy_free(re);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(one_request_over_the_whole_tick_gets_it_all),
+		cmocka_unit_test(idle_part_of_the_tick_is_non_request),
+		cmocka_unit_test(overlapping_requests_count_busy_time_once),
+		cmocka_unit_test(streamed_events_outweigh_bytes_and_time),
+		cmocka_unit_test(ids_stay_unique_as_the_table_grows),
+		cmocka_unit_test(random_runs_conserve_every_nanojoule),
+		cmocka_unit_test(concurrent_proxy_threads_and_ticks),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,434 @@
+/* Per-request split of each worker's tick energy; see request_energy.h. */
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "request_energy.h"
+
+enum slot_state { SLOT_FREE, SLOT_ACTIVE, SLOT_ENDED };
+
+/* A request in flight, or ended and waiting for its last tick. */
+struct live_request {
+	enum slot_state state;
+	struct request_record rec;	/* nj accumulates tick by tick */
+	int64_t start_ns, end_ns;	/* the caller's monotonic clock */
+	uint64_t tick_bytes, tick_events;	/* streamed since the last tick */
+};
+
+/* Per worker: how long at least one request was in flight this tick, and
+ * the tick's scratch for the split. */
+struct worker_acc {
+	size_t in_flight;
+	int64_t busy_since_ns;	/* valid while in_flight > 0 */
+	int64_t busy_ns;	/* in the current tick */
+	uint64_t request_nj, nonrequest_nj;	/* totals */
+	/* scratch of one tick */
+	uint64_t sum_events, sum_bytes, sum_overlap, share_nj, given_nj;
+	uint64_t best_weight;
+	size_t best_slot;
+	bool has_member;
+};
+
+struct request_energy {
+	pthread_mutex_t lock;
+	size_t n_workers;
+	struct worker_acc *workers;
+	/* Slot of id is id & (cap - 1): a lookup without probing. begin skips
+	 * ids whose slot is taken, and the table doubles past half full (ids
+	 * distinct modulo cap stay distinct modulo 2 cap). */
+	struct live_request *slots;
+	size_t cap, used;
+	uint64_t next_id;
+	int64_t last_tick_ns;
+	int64_t latest_event_ns;	/* the tick ends no earlier than any event */
+	double unix_offset_s;		/* CLOCK_REALTIME - CLOCK_MONOTONIC */
+	struct request_record *done;	/* completed, oldest at done_head */
+	size_t done_head, done_len, done_cap;
+};
+
+#define INITIAL_SLOTS 64
+
+static int64_t to_ns(double s)
+{
+	if (!isfinite(s))
+		return 0;
+	return (int64_t)llround(s * 1e9);
+}
+
+static double clock_s(clockid_t id)
+{
+	struct timespec ts;
+
+	clock_gettime(id, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+struct request_energy *request_energy_new(size_t n_workers, double now)
+{
+	struct request_energy *re = calloc(1, sizeof(*re));
+
+	if (!re)
+		return NULL;
+	re->n_workers = n_workers;
+	re->workers = calloc(n_workers ? n_workers : 1, sizeof(*re->workers));
+	re->cap = INITIAL_SLOTS;
+	re->slots = calloc(re->cap, sizeof(*re->slots));
+	if (!re->workers || !re->slots) {
+		free(re->workers);
+		free(re->slots);
+		free(re);
+		return NULL;
+	}
+	pthread_mutex_init(&re->lock, NULL);
+	re->next_id = 1;
+	re->last_tick_ns = re->latest_event_ns = to_ns(now);
+	re->unix_offset_s = clock_s(CLOCK_REALTIME) - clock_s(CLOCK_MONOTONIC);
+	return re;
+}
+
+void request_energy_free(struct request_energy *re)
+{
+	if (!re)
+		return;
+	pthread_mutex_destroy(&re->lock);
+	free(re->workers);
+	free(re->slots);
+	free(re->done);
+	free(re);
+}
+
+static int grow_slots(struct request_energy *re)
+{
+	size_t cap = re->cap * 2, mask = cap - 1;
+	struct live_request *slots = calloc(cap, sizeof(*slots));
+
+	if (!slots)
+		return -1;
+	for (size_t i = 0; i < re->cap; i++)
+		if (re->slots[i].state != SLOT_FREE)
+			slots[re->slots[i].rec.id & mask] = re->slots[i];
+	free(re->slots);
+	re->slots = slots;
+	re->cap = cap;
+	return 0;
+}
+
+/* An event's time, not before the tick already split. */
+static int64_t event_ns(struct request_energy *re, double now)
+{
+	int64_t t = to_ns(now);
+
+	if (t < re->last_tick_ns)
+		t = re->last_tick_ns;
+	if (t > re->latest_event_ns)
+		re->latest_event_ns = t;
+	return t;
+}
+
+uint64_t request_energy_begin(struct request_energy *re, unsigned worker, unsigned model, double now)
+{
+	struct live_request *r;
+	struct worker_acc *w;
+	uint64_t id;
+
+	if (!re || worker >= re->n_workers)
+		return 0;
+	pthread_mutex_lock(&re->lock);
+	if ((re->used + 1) * 2 > re->cap && grow_slots(re) < 0) {
+		pthread_mutex_unlock(&re->lock);
+		return 0;
+	}
+	while (re->slots[re->next_id & (re->cap - 1)].state != SLOT_FREE)
+		re->next_id++;
+	id = re->next_id++;
+	r = &re->slots[id & (re->cap - 1)];
+	memset(r, 0, sizeof(*r));
+	r->state = SLOT_ACTIVE;
+	r->rec.id = id;
+	r->rec.worker = worker;
+	r->rec.model = model;
+	r->start_ns = event_ns(re, now);
+	re->used++;
+	w = &re->workers[worker];
+	if (w->in_flight++ == 0)
+		w->busy_since_ns = r->start_ns;
+	pthread_mutex_unlock(&re->lock);
+	return id;
+}
+
+/* The active request of id, or NULL. Lock held. */
+static struct live_request *active(struct request_energy *re, uint64_t id)
+{
+	struct live_request *r = &re->slots[id & (re->cap - 1)];
+
+	return r->state == SLOT_ACTIVE && r->rec.id == id ? r : NULL;
+}
+
+int request_energy_progress(struct request_energy *re, uint64_t id, uint64_t bytes_out_delta,
+			    uint64_t sse_events_delta)
+{
+	struct live_request *r;
+
+	if (!re || !id)
+		return -1;
+	pthread_mutex_lock(&re->lock);
+	r = active(re, id);
+	if (r) {
+		r->tick_bytes += bytes_out_delta;
+		r->tick_events += sse_events_delta;
+		r->rec.sse_events += sse_events_delta;
+	}
+	pthread_mutex_unlock(&re->lock);
+	return r ? 0 : -1;
+}
+
+int request_energy_end(struct request_energy *re, uint64_t id, double now, int status,
+		       uint64_t bytes_in, uint64_t bytes_out, double ttfb_s, double latency_s)
+{
+	struct live_request *r;
+	struct worker_acc *w;
+
+	if (!re || !id)
+		return -1;
+	pthread_mutex_lock(&re->lock);
+	r = active(re, id);
+	if (r) {
+		r->state = SLOT_ENDED;
+		r->end_ns = event_ns(re, now);
+		if (r->end_ns < r->start_ns)
+			r->end_ns = r->start_ns;
+		r->rec.status = status;
+		r->rec.bytes_in = bytes_in;
+		r->rec.bytes_out = bytes_out;
+		r->rec.ttfb_s = ttfb_s;
+		r->rec.latency_s = latency_s;
+		w = &re->workers[r->rec.worker];
+		if (--w->in_flight == 0)
+			w->busy_ns += r->end_ns - w->busy_since_ns;
+	}
+	pthread_mutex_unlock(&re->lock);
+	return r ? 0 : -1;
+}
+
+/* x * num / den without overflow; den > 0, num <= den. */
+static uint64_t scale(uint64_t x, uint64_t num, uint64_t den)
+{
+	return (uint64_t)((unsigned __int128)x * num / den);
+}
+
+/* How long r was in flight within (from_ns, to_ns]. */
+static uint64_t overlap_ns(const struct live_request *r, int64_t from_ns, int64_t to_ns)
+{
+	int64_t a = r->start_ns > from_ns ? r->start_ns : from_ns;
+	int64_t b = r->state == SLOT_ENDED ? r->end_ns : to_ns;
+
+	return b > a ? (uint64_t)(b - a) : 0;
+}
+
+/* The weight of r in its worker's split: events if the worker's requests
+ * streamed any this tick, else bytes, else time in flight. */
+static uint64_t weight(const struct worker_acc *w, const struct live_request *r, int64_t from_ns,
+		       int64_t to_ns)
+{
+	if (w->sum_events)
+		return r->tick_events;
+	if (w->sum_bytes)
+		return r->tick_bytes;
+	return overlap_ns(r, from_ns, to_ns);
+}
+
+/* Pass 1: close the busy time of the tick and sum each worker's weights. */
+static void sum_weights(struct request_energy *re, int64_t now_ns)
+{
+	uint64_t tick_ns = (uint64_t)(now_ns - re->last_tick_ns);
+
+	for (size_t i = 0; i < re->n_workers; i++) {
+		struct worker_acc *w = &re->workers[i];
+
+		if (w->in_flight) {
+			w->busy_ns += now_ns - w->busy_since_ns;
+			w->busy_since_ns = now_ns;
+		}
+		if (w->busy_ns < 0)
+			w->busy_ns = 0;
+		if ((uint64_t)w->busy_ns > tick_ns)
+			w->busy_ns = (int64_t)tick_ns;
+		w->sum_events = w->sum_bytes = w->sum_overlap = 0;
+		w->given_nj = w->best_weight = 0;
+		w->has_member = false;
+	}
+	for (size_t i = 0; i < re->cap; i++) {
+		struct live_request *r = &re->slots[i];
+		struct worker_acc *w;
+
+		if (r->state == SLOT_FREE)
+			continue;
+		w = &re->workers[r->rec.worker];
+		w->sum_events += r->tick_events;
+		w->sum_bytes += r->tick_bytes;
+		w->sum_overlap += overlap_ns(r, re->last_tick_ns, now_ns);
+		w->has_member = true;
+	}
+}
+
+/* The requests' part of worker w's tick: the fraction of the tick with a
+ * request in flight. */
+static uint64_t requests_part(const struct worker_acc *w, uint64_t worker_nj, uint64_t tick_ns)
+{
+	uint64_t total_weight = w->sum_events ? w->sum_events : w->sum_bytes ? w->sum_bytes : w->sum_overlap;
+
+	if (!w->has_member || !total_weight)
+		return 0;
+	if (!tick_ns)
+		return worker_nj;
+	return scale(worker_nj, (uint64_t)w->busy_ns, tick_ns);
+}
+
+/* Pass 2: each member's share, rounded down; the rounding remainder goes
+ * to the member with the largest weight, so the shares sum exactly. */
+static void share_out(struct request_energy *re, int64_t now_ns)
+{
+	for (size_t i = 0; i < re->cap; i++) {
+		struct live_request *r = &re->slots[i];
+		struct worker_acc *w;
+		uint64_t wt, total, nj;
+
+		if (r->state == SLOT_FREE)
+			continue;
+		w = &re->workers[r->rec.worker];
+		if (!w->share_nj)
+			continue;
+		wt = weight(w, r, re->last_tick_ns, now_ns);
+		total = w->sum_events ? w->sum_events : w->sum_bytes ? w->sum_bytes : w->sum_overlap;
+		nj = scale(w->share_nj, wt, total);
+		r->rec.nj += nj;
+		w->given_nj += nj;
+		if (wt > w->best_weight) {
+			w->best_weight = wt;
+			w->best_slot = i;
+		}
+	}
+	for (size_t i = 0; i < re->n_workers; i++) {
+		struct worker_acc *w = &re->workers[i];
+
+		if (w->share_nj)
+			re->slots[w->best_slot].rec.nj += w->share_nj - w->given_nj;
+	}
+}
+
+static void push_done(struct request_energy *re, const struct live_request *r)
+{
+	struct request_record *rec;
+
+	if (re->done_head == re->done_len)
+		re->done_head = re->done_len = 0;
+	if (re->done_len == re->done_cap) {
+		size_t cap = re->done_cap ? re->done_cap * 2 : 64;
+		struct request_record *d = realloc(re->done, cap * sizeof(*d));
+
+		if (!d)
+			return;	/* the record is lost; its joules stay in the totals */
+		re->done = d;
+		re->done_cap = cap;
+	}
+	rec = &re->done[re->done_len++];
+	*rec = r->rec;
+	rec->start_s = r->start_ns / 1e9 + re->unix_offset_s;
+	rec->end_s = r->end_ns / 1e9 + re->unix_offset_s;
+}
+
+/* Pass 3: hand out the ended requests, start the next tick. */
+static void retire(struct request_energy *re)
+{
+	for (size_t i = 0; i < re->cap; i++) {
+		struct live_request *r = &re->slots[i];
+
+		if (r->state == SLOT_ENDED) {
+			push_done(re, r);
+			r->state = SLOT_FREE;
+			re->used--;
+		}
+		r->tick_bytes = r->tick_events = 0;
+	}
+}
+
+void request_energy_tick(struct request_energy *re, double now, const uint64_t *worker_nj,
+			 uint64_t *request_nj, uint64_t *nonrequest_nj)
+{
+	int64_t now_ns = to_ns(now);
+	uint64_t tick_ns;
+
+	pthread_mutex_lock(&re->lock);
+	/* An event stamped after now (another thread read its clock later)
+	 * still belongs to this tick: stretch the tick to it. */
+	if (now_ns < re->latest_event_ns)
+		now_ns = re->latest_event_ns;
+	if (now_ns < re->last_tick_ns)
+		now_ns = re->last_tick_ns;
+	tick_ns = (uint64_t)(now_ns - re->last_tick_ns);
+	sum_weights(re, now_ns);
+	for (size_t i = 0; i < re->n_workers; i++) {
+		struct worker_acc *w = &re->workers[i];
+		uint64_t nj = worker_nj ? worker_nj[i] : 0;
+
+		w->share_nj = requests_part(w, nj, tick_ns);
+		w->request_nj += w->share_nj;
+		w->nonrequest_nj += nj - w->share_nj;
+		if (request_nj)
+			request_nj[i] = w->share_nj;
+		if (nonrequest_nj)
+			nonrequest_nj[i] = nj - w->share_nj;
+	}
+	share_out(re, now_ns);
+	retire(re);
+	for (size_t i = 0; i < re->n_workers; i++)
+		re->workers[i].busy_ns = 0;
+	re->last_tick_ns = re->latest_event_ns = now_ns;
+	pthread_mutex_unlock(&re->lock);
+}
+
+size_t request_energy_take_completed(struct request_energy *re, struct request_record *out, size_t max)
+{
+	size_t n;
+
+	pthread_mutex_lock(&re->lock);
+	n = re->done_len - re->done_head;
+	if (n > max)
+		n = max;
+	if (n)
+		memcpy(out, re->done + re->done_head, n * sizeof(*out));
+	re->done_head += n;
+	pthread_mutex_unlock(&re->lock);
+	return n;
+}
+
+size_t request_energy_in_flight(struct request_energy *re, unsigned worker)
+{
+	size_t n = 0;
+
+	if (worker >= re->n_workers)
+		return 0;
+	pthread_mutex_lock(&re->lock);
+	n = re->workers[worker].in_flight;
+	pthread_mutex_unlock(&re->lock);
+	return n;
+}
+
+void request_energy_totals(struct request_energy *re, unsigned worker, uint64_t *request_nj,
+			   uint64_t *nonrequest_nj)
+{
+	uint64_t r = 0, n = 0;
+
+	pthread_mutex_lock(&re->lock);
+	if (worker < re->n_workers) {
+		r = re->workers[worker].request_nj;
+		n = re->workers[worker].nonrequest_nj;
+	}
+	pthread_mutex_unlock(&re->lock);
+	if (request_nj)
+		*request_nj = r;
+	if (nonrequest_nj)
+		*nonrequest_nj = n;
+}

@@ -1,0 +1,95 @@
+/* Joules per request for erg serve: the split of each worker's energy among
+ * the requests the proxy had in flight on it.
+ *
+ * erg serve is the proxy, so it knows exactly when each request was on which
+ * worker and what each streamed. Every tick the main thread hands in each
+ * worker's attributed nanojoules of the tick (CPU and GPU, as erg top
+ * computes them); request_energy_tick() splits them:
+ *
+ *   - the part of the tick during which at least one request was in flight
+ *     on the worker (busy time / tick length) goes to its requests, the rest
+ *     is the worker's non-request energy (idle, health checks, housekeeping);
+ *   - the requests' part is shared among the requests in flight during the
+ *     tick by what each streamed in it: SSE events if any request of the
+ *     worker streamed events, else bytes out, else by how long each was in
+ *     flight within the tick (a request in prefill, before its first byte).
+ *
+ * Integer nanojoules: per-request + non-request = the worker's joules,
+ * exactly, every tick. A request that ends within a tick gets its share of
+ * that tick; it is handed out by request_energy_take_completed() once that
+ * tick is split.
+ *
+ * Threads: begin/progress/end come from the proxy's threads, tick and
+ * take_completed from the main thread, concurrently. One mutex guards the
+ * table, held for a few instructions on progress (no allocation there);
+ * begin may grow the table (amortised, doubling).
+ *
+ * Times (now, start, end arguments) are CLOCK_MONOTONIC seconds, one clock
+ * for every caller; the records carry unix seconds.
+ *
+ * Where it is wrong: requests streaming side by side share by output, so a
+ * request still in prefill next to one streaming tokens gets nothing of that
+ * tick although the worker computes for both; energy the worker spends
+ * before a request arrives (warming a cache) is non-request energy. */
+#ifndef ERG_REQUEST_ENERGY_H
+#define ERG_REQUEST_ENERGY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One completed request, as erg serve logs it ({"type":"request",...}). */
+struct request_record {
+	uint64_t id;		/* request_energy_begin()'s id */
+	unsigned model, worker;	/* the caller's indexes */
+	double start_s, end_s;	/* unix seconds */
+	int status;		/* HTTP status answered (0: none, e.g. client gone) */
+	uint64_t bytes_in, bytes_out;
+	uint64_t sse_events;	/* sum of progress()'s sse_events_delta */
+	uint64_t nj;		/* joules attributed to it, nanojoules */
+	double latency_s;	/* request received to response complete */
+	double ttfb_s;		/* request received to the first response byte */
+};
+
+struct request_energy;
+
+/* n_workers: the worker indexes are 0..n_workers-1; the first tick starts
+ * at now. NULL on no memory. */
+struct request_energy *request_energy_new(size_t n_workers, double now);
+void request_energy_free(struct request_energy *re);
+
+/* A request went to a worker at now. Returns its id (> 0, increasing), or 0
+ * if worker is out of range or memory ran out (the request is then not
+ * measured; the proxy serves it anyway). */
+uint64_t request_energy_begin(struct request_energy *re, unsigned worker, unsigned model, double now);
+
+/* Upstream data of request id arrived: bytes of response and SSE events in
+ * them. Allocation-free. Returns -1 for an unknown or ended id. */
+int request_energy_progress(struct request_energy *re, uint64_t id, uint64_t bytes_out_delta,
+			    uint64_t sse_events_delta);
+
+/* The request is over at now (answered, failed or abandoned). Returns -1 for
+ * an unknown or ended id. */
+int request_energy_end(struct request_energy *re, uint64_t id, double now, int status,
+		       uint64_t bytes_in, uint64_t bytes_out, double ttfb_s, double latency_s);
+
+/* Split the tick (last tick, or request_energy_new(), .. now]: worker_nj[w]
+ * is worker w's attributed nanojoules of the tick. request_nj and
+ * nonrequest_nj (each n_workers long, may be NULL) receive the split:
+ * request_nj[w] + nonrequest_nj[w] = worker_nj[w]. Requests ended up to now
+ * become completed. Main thread. */
+void request_energy_tick(struct request_energy *re, double now, const uint64_t *worker_nj,
+			 uint64_t *request_nj, uint64_t *nonrequest_nj);
+
+/* Move up to max completed requests into out, oldest first; returns how
+ * many. Main thread. */
+size_t request_energy_take_completed(struct request_energy *re, struct request_record *out, size_t max);
+
+/* Requests in flight on worker now (begun, not ended). */
+size_t request_energy_in_flight(struct request_energy *re, unsigned worker);
+
+/* Since request_energy_new(): nanojoules of worker w that went to requests
+ * and to non-request work. */
+void request_energy_totals(struct request_energy *re, unsigned worker, uint64_t *request_nj,
+			   uint64_t *nonrequest_nj);
+
+#endif
