@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -61,6 +62,26 @@ struct energy_source {
 
 	char desc[640];
 };
+
+const char *const energy_choice_names[] = { "auto", "rapl", "hwmon", "model", NULL };
+
+/* Power-model watts from a config file or a caller that did not go through
+ * the command-line parsers: a typo such as 1e300 would overflow the joule
+ * counters, so it is refused with the range. */
+static int check_model(const struct power_model *m, char *err, size_t errlen)
+{
+	if (!isfinite(m->idle_watts) || m->idle_watts > ENERGY_MAX_WATTS) {
+		errbuf_set(err, errlen, "power model: idle watts %g out of range: expected a finite number from 0 to %g W",
+			   m->idle_watts, ENERGY_MAX_WATTS);
+		return -1;
+	}
+	if (!isfinite(m->watts_per_busy_core) || m->watts_per_busy_core > ENERGY_MAX_WATTS) {
+		errbuf_set(err, errlen, "power model: watts per busy core %g out of range: expected a finite number from 0 to %g W",
+			   m->watts_per_busy_core, ENERGY_MAX_WATTS);
+		return -1;
+	}
+	return 0;
+}
 
 bool energy_choice_parse(const char *s, enum energy_choice *out)
 {
@@ -475,6 +496,8 @@ struct energy_source *energy_open(const struct energy_opts *opts, double now_s,
 		           (int)choice);
 		return NULL;
 	}
+	if (opts && check_model(&opts->model, err, errlen))
+		return NULL;
 	s = calloc(1, sizeof(*s));
 	if (!s) {
 		errbuf_set(err, errlen, "energy: out of memory");

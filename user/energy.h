@@ -15,7 +15,9 @@
 enum energy_choice { ENERGY_AUTO, ENERGY_RAPL, ENERGY_HWMON, ENERGY_MODEL };
 
 /* Power model: P = idle_watts + watts_per_busy_core * busy cores.
- * A value <= 0 means "use the default" (energy.c documents the defaults). */
+ * A value <= 0 means "use the default" (energy.c documents the defaults);
+ * above ENERGY_MAX_WATTS (or not finite) energy_open refuses it. */
+#define ENERGY_MAX_WATTS 1e6
 struct power_model {
 	double idle_watts;
 	double watts_per_busy_core;
@@ -36,11 +38,16 @@ struct energy_sample {
 
 struct energy_source;
 
+/* "auto", "rapl", "hwmon", "model", NULL: indexed by enum energy_choice,
+ * for cli_choice(). */
+extern const char *const energy_choice_names[];
+
 /* Parse "auto", "rapl", "hwmon", "model"; false if unknown. */
 bool energy_choice_parse(const char *s, enum energy_choice *out);
 
 /* Open a source at monotonic time now_s. On failure returns NULL and writes
- * a one-line reason (which file, what to do) into err. A forced choice that
+ * a one-line reason (which file, what to do, or the power model's range)
+ * into err. A forced choice that
  * is not available fails; AUTO always succeeds (the model is last). */
 struct energy_source *energy_open(const struct energy_opts *opts, double now_s,
 				  char *err, size_t errlen);

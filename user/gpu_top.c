@@ -4,10 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli.h"
+#include "errbuf.h"
 #include "gpu_attrib.h"
 #include "gpu_busy.h"
 #include "gpu_top.h"
 #include "gpu_tracker.h"
+#include "json_u64.h"
 
 #define MAX_PROC_SAMPLES 256
 
@@ -39,33 +42,74 @@ struct gpu_top {
 	double tick_s;
 };
 
+/* "70" or "70,80,...": watts per device, each through the shared parser. */
+static int parse_watts_list(const char *opt, const char *arg, double *watts, size_t *n, char *err, size_t errlen)
+{
+	char field[64], q[80];
+	const char *p = arg;
+	size_t k = 0;
+
+	if (!arg || !*arg) {
+		errbuf_set(err, errlen, "%s needs a value: watts, e.g. 70 or 70,70 (one per device)", opt);
+		return -1;
+	}
+	for (;;) {
+		size_t len = strcspn(p, ",");
+
+		if (k == GPU_MAX_DEVICES) {
+			errbuf_set(err, errlen, "%s '%s': at most %d devices", opt, cli_quote(arg, q, sizeof(q)),
+				   GPU_MAX_DEVICES);
+			return -1;
+		}
+		snprintf(field, sizeof(field), "%.*s", (int)(len < sizeof(field) ? len : sizeof(field) - 1), p);
+		if (len >= sizeof(field) ||
+		    cli_double(opt, field, 0, GPU_TOP_MAX_WATTS, "watts per device (comma-separated)",
+			       &watts[k], err, errlen))
+			return -1;
+		k++;
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	*n = k;
+	return 0;
+}
+
 int gpu_top_set_option(struct gpu_top_opts *o, const char *name, const char *arg, char *err, size_t errlen)
 {
-	char why[256];
+	char opt[40];
 
+	snprintf(opt, sizeof(opt), "--%s", name);
 	if (!strcmp(name, "libcuda")) {
 		if (!arg || !*arg) {
-			snprintf(err, errlen, "--libcuda: expected the path of the CUDA driver library");
+			errbuf_set(err, errlen, "--libcuda needs a value: the path of the CUDA driver library");
 			return -1;
 		}
 		o->libcuda = arg;
-	} else if (!strcmp(name, "gpu-idle-watts") || !strcmp(name, "gpu-active-watts")) {
-		bool idle = name[4] == 'i';
-
-		if (gpu_model_parse(arg, idle ? o->model.idle_watts : o->model.active_watts,
-				    idle ? &o->model.n_idle : &o->model.n_active, why, sizeof(why))) {
-			snprintf(err, errlen, "--%s %s", name, why);
-			return -1;
-		}
+	} else if (!strcmp(name, "gpu-idle-watts")) {
+		return parse_watts_list(opt, arg, o->model.idle_watts, &o->model.n_idle, err, errlen);
+	} else if (!strcmp(name, "gpu-active-watts")) {
+		return parse_watts_list(opt, arg, o->model.active_watts, &o->model.n_active, err, errlen);
 	} else if (!strcmp(name, "no-nvml")) {
 		o->no_nvml = true;
 	} else if (!strcmp(name, "no-gpu")) {
 		o->disabled = true;
 	} else {
-		snprintf(err, errlen, "unknown GPU option --%s", name);
+		errbuf_set(err, errlen, "unknown GPU option %s", opt);
 		return -1;
 	}
 	return 0;
+}
+
+unsigned long long gpu_top_races(const struct gpu_top *g)
+{
+	unsigned long long races = 0;
+
+	if (!g || g->state != GPU_ACTIVE)
+		return 0;
+	for (size_t w = 0; w < g->n_workers; w++)
+		races += g->cur[w].races;
+	return races;
 }
 
 /* /dev/nvidia0, /dev/nvidia1, ...: the GPUs a model without NVML covers. */
@@ -388,7 +432,7 @@ void gpu_top_json_model(const struct gpu_top *g, size_t model, cJSON *o)
 	dt = g->tick_s > 0 ? g->tick_s : 1.0;
 	cJSON_AddNumberToObject(o, "gpu_s", s.busy_s);
 	cJSON_AddNumberToObject(o, "gpu_joules", attrib_joules(s.nj));
-	cJSON_AddNumberToObject(o, "gpu_nj", (double)s.nj);
+	json_add_u64(o, "gpu_nj", s.nj);
 	cJSON_AddNumberToObject(o, "gpu_watts", attrib_joules(s.tick_nj) / dt);
 	cJSON_AddStringToObject(o, "gpu_source", nvml_source(g->energy));
 	cJSON_AddStringToObject(o, "gpu_share_basis", s.nvml_basis ? "nvml-process" : "driver-calls");
@@ -414,9 +458,9 @@ void gpu_top_json_total(const struct gpu_top *g, cJSON *o)
 	if (g->state != GPU_ACTIVE)
 		return;
 	cJSON_AddNumberToObject(o, "gpu_joules", attrib_joules(g->total_nj));
-	cJSON_AddNumberToObject(o, "gpu_nj", (double)g->total_nj);
-	cJSON_AddNumberToObject(o, "gpu_attributed_nj", (double)g->attributed_nj);
-	cJSON_AddNumberToObject(o, "gpu_unattributed_nj", (double)g->unattributed_nj);
+	json_add_u64(o, "gpu_nj", g->total_nj);
+	json_add_u64(o, "gpu_attributed_nj", g->attributed_nj);
+	json_add_u64(o, "gpu_unattributed_nj", g->unattributed_nj);
 	cJSON_AddStringToObject(o, "gpu_source", nvml_source(g->energy));
 	cJSON_AddBoolToObject(o, "gpu_measured", nvml_measured(g->energy));
 	cJSON_AddNumberToObject(o, "gpu_devices", (double)nvml_devices(g->energy));

@@ -53,7 +53,10 @@ struct gpu_top_opts {
 	{ "no-nvml", no_argument, NULL, GPU_TOP_GETOPT_VAL }, \
 	{ "no-gpu", no_argument, NULL, GPU_TOP_GETOPT_VAL }
 
-/* Returns 0, or -1 with a one-line message in err. */
+/* The most watts one device may be given (a larger value is a typo). */
+#define GPU_TOP_MAX_WATTS 1e5
+
+/* Returns 0, or -1 with a one-line message in err that names the option. */
 int gpu_top_set_option(struct gpu_top_opts *o, const char *name, const char *arg, char *err, size_t errlen);
 
 struct gpu_top;
@@ -80,6 +83,10 @@ void gpu_top_print(const struct gpu_top *g, bool summary, double elapsed_s);
 /* NDJSON: the GPU fields of a model line and of a total/summary line. */
 void gpu_top_json_model(const struct gpu_top *g, size_t model, cJSON *o);
 void gpu_top_json_total(const struct gpu_top *g, cJSON *o);
+
+/* GPU busy-window updates the BPF side gave up under contention, summed
+ * over the workers since attach (0 while not active). */
+unsigned long long gpu_top_races(const struct gpu_top *g);
 
 void gpu_top_close(struct gpu_top *g);
 

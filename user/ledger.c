@@ -1,6 +1,7 @@
 /* The live supply ledger: slots, settlement (THEORY §3), moments (THEORY §2)
  * and the drift test of the critical regime (THEORY §4). */
 #include "ledger.h"
+#include "cli.h"
 #include "errbuf.h"
 
 #include <cjson/cJSON.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 
 #include "supply_trace.h"
+#include "textfile.h"
 
 /* ---- options ---- */
 
@@ -21,23 +23,14 @@ void ledger_config_init(struct ledger_config *cfg)
 	cfg->fsync = true;
 }
 
-static int parse_num(const char *opt, const char *value, double lo, double hi, bool lo_open,
-		     const char *what, double *out, char *err, size_t errlen)
+/* name without dashes ("slot"); the message names "--slot". */
+static int parse_num(const char *name, const char *value, double lo, double hi, const char *what,
+		     double *out, char *err, size_t errlen)
 {
-	char *end;
-	double v;
+	char opt[40];
 
-	if (!value || !*value) {
-		errbuf_set(err, errlen, "--%s needs a value: %s", opt, what);
-		return -1;
-	}
-	v = strtod(value, &end);
-	if (*end || !isfinite(v) || v < lo || (lo_open && v == lo) || v > hi) {
-		errbuf_set(err, errlen, "--%s: expected %s, got '%s'", opt, what, value);
-		return -1;
-	}
-	*out = v;
-	return 0;
+	snprintf(opt, sizeof(opt), "--%s", name);
+	return cli_double(opt, value, lo, hi, what, out, err, errlen);
 }
 
 int ledger_set_option(struct ledger_config *cfg, const char *name, const char *value,
@@ -48,7 +41,7 @@ int ledger_set_option(struct ledger_config *cfg, const char *name, const char *v
 			errbuf_set(err, errlen, "use --supply-watts or --supply-trace, not both");
 			return -1;
 		}
-		if (parse_num(name, value, 0, 1e15, false, "watts >= 0", &cfg->supply_watts, err, errlen))
+		if (parse_num(name, value, 0, 1e15, "watts", &cfg->supply_watts, err, errlen))
 			return -1;
 		cfg->supply_given = true;
 	} else if (!strcmp(name, "supply-trace")) {
@@ -57,21 +50,20 @@ int ledger_set_option(struct ledger_config *cfg, const char *name, const char *v
 			return -1;
 		}
 		if (!value || !*value) {
-			errbuf_set(err, errlen, "--supply-trace needs a CSV file of \"seconds,watts\" rows");
+			errbuf_set(err, errlen, "--supply-trace needs a value: a CSV file of \"seconds,watts\" rows");
 			return -1;
 		}
 		cfg->supply_trace = value;
 		cfg->supply_given = true;
 	} else if (!strcmp(name, "storage-joules")) {
-		if (parse_num(name, value, 0, 1e18, false, "joules >= 0", &cfg->storage_joules, err, errlen))
+		if (parse_num(name, value, 0, 1e18, "joules", &cfg->storage_joules, err, errlen))
 			return -1;
 	} else if (!strcmp(name, "slot")) {
-		if (parse_num(name, value, 0.001, 86400, false, "seconds between 0.001 and 86400",
-			      &cfg->slot_s, err, errlen))
+		if (cli_duration("--slot", value, 0.001, 86400, &cfg->slot_s, err, errlen))
 			return -1;
 	} else if (!strcmp(name, "journal")) {
 		if (!value || !*value) {
-			errbuf_set(err, errlen, "--journal needs a file name");
+			errbuf_set(err, errlen, "--journal needs a value: a file name");
 			return -1;
 		}
 		cfg->journal_path = value;
@@ -381,7 +373,7 @@ static bool same(double a, double b)
 
 static int open_journal(struct ledger *l, const struct ledger_config *cfg, char *err, size_t errlen)
 {
-	const char *path = cfg->journal_path;
+	char path[TEXTFILE_QUOTED_MAX];		/* for messages */
 	struct restore r = { .stats = &l->stats };
 	struct journal_scan scan;
 	struct journal_record rec = { .type = JOURNAL_RUN };
@@ -389,7 +381,8 @@ static int open_journal(struct ledger *l, const struct ledger_config *cfg, char 
 	struct timespec now;
 	size_t n = 0;
 
-	l->journal = journal_open(path, cfg->fsync, restore_visit, &r, &scan, err, errlen);
+	textfile_quote(cfg->journal_path, path);
+	l->journal = journal_open(cfg->journal_path, cfg->fsync, restore_visit, &r, &scan, err, errlen);
 	if (!l->journal)
 		return -1;
 	if (r.have_run && (!same(r.run.slot_s, l->slot_s) || !same(r.run.capacity_j, l->capacity))) {
@@ -428,11 +421,16 @@ static int open_journal(struct ledger *l, const struct ledger_config *cfg, char 
 		n += snprintf(l->notice + n, sizeof(l->notice) - n,
 			      "%sjournal %s: cut a torn last record (%llu bytes)", n ? "; " : "",
 			      path, (unsigned long long)scan.tail_bytes);
-	if (scan.corrupt_regions && n < sizeof(l->notice))
-		snprintf(l->notice + n, sizeof(l->notice) - n,
-			 "%sjournal %s: %llu unreadable stretch(es), %llu bytes, skipped and not trusted; see 'erg ledger %s'",
-			 n ? "; " : "", path, (unsigned long long)scan.corrupt_regions,
-			 (unsigned long long)scan.corrupt_bytes, path);
+	if (journal_damaged(&scan) && n < sizeof(l->notice)) {
+		/* Damage before the end stays in place and is never counted;
+		 * new records go after it (damage at the end is refused). */
+		char damage[300];
+
+		journal_describe_damage(&scan, damage, sizeof(damage));
+		errbuf_set(l->notice + n, sizeof(l->notice) - n,
+			 "%sjournal %s: DAMAGED: %s; skipped and not trusted, see 'erg ledger %s'",
+			 n ? "; " : "", path, damage, path);
+	}
 	return 0;
 }
 
@@ -587,8 +585,6 @@ void ledger_close(struct ledger *l)
 
 const struct ledger_stats *ledger_stats(const struct ledger *l) { return &l->stats; }
 double ledger_storage(const struct ledger *l) { return l->storage; }
-double ledger_capacity(const struct ledger *l) { return l->capacity; }
-double ledger_slot_s(const struct ledger *l) { return l->slot_s; }
 double ledger_open_demand(const struct ledger *l) { return l->open_demand; }
 const char *ledger_error(const struct ledger *l) { return l->err; }
 const char *ledger_notice(const struct ledger *l) { return l->notice[0] ? l->notice : NULL; }

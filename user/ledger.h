@@ -5,10 +5,10 @@
  * THEORY §4) and appended to the journal. No output of its own: callers
  * format it with ledger_format_lines / ledger_add_json.
  *
- * Typical use (erg top, erg serve):
+ * Typical use (erg top):
  *   struct ledger_config cfg; ledger_config_init(&cfg);
- *   ... ledger_parse_arg(&cfg, argc, argv, &i, err, sizeof(err)) in the
- *       option loop, then ledger_config_check(&cfg, err, sizeof(err));
+ *   ... LEDGER_LONG_OPTIONS in the option table, ledger_set_option() for
+ *       each of them, then ledger_config_check(&cfg, err, sizeof(err));
  *   if (cfg.given) l = ledger_open(&cfg, err, sizeof(err));
  *   every tick: ledger_add_demand(l, now_s, joules_since_last_tick);
  *   at exit: ledger_close(l);
@@ -39,7 +39,7 @@ struct ledger_config {
 	void *on_slot_ctx;
 };
 
-/* The options of ledger_parse_arg, for a command's --help. */
+/* The ledger options, for a command's --help. */
 #define LEDGER_OPTIONS_HELP \
 	"supply ledger (THEORY §3-§4; enabled by --supply-watts or --supply-trace):\n" \
 	"  --supply-watts W       constant baseline supply, watts\n" \
@@ -154,10 +154,8 @@ int ledger_flush(struct ledger *l, double now_s);
 void ledger_close(struct ledger *l);
 
 const struct ledger_stats *ledger_stats(const struct ledger *l);
-/* Storage level now, J; capacity, J; slot length, s. */
+/* Storage level now, J. */
 double ledger_storage(const struct ledger *l);
-double ledger_capacity(const struct ledger *l);
-double ledger_slot_s(const struct ledger *l);
 /* Baseline supply at the current slot, W. */
 double ledger_supply_watts(const struct ledger *l);
 /* Demand entered into the open slot so far, J. */

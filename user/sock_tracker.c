@@ -104,6 +104,20 @@ int sock_tracker_poll(struct sock_tracker *st)
 	return rc < 0 ? rc : st->events;
 }
 
+int sock_tracker_wait(struct sock_tracker *st, int timeout_ms)
+{
+	int rc;
+
+	st->events = 0;
+	rc = ring_buffer__poll(st->rb, timeout_ms);
+	return rc < 0 ? rc : st->events;
+}
+
+int sock_tracker_fd(const struct sock_tracker *st)
+{
+	return ring_buffer__epoll_fd(st->rb);
+}
+
 unsigned long long sock_tracker_dropped(const struct sock_tracker *st)
 {
 	return st->skel->bss->dropped_events;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <ini.h>
+#include "cli.h"
 #include "targets.h"
 #include "procfs.h"
 
@@ -45,16 +46,39 @@ static bool valid_model_name(const char *s)
 	return true;
 }
 
-static int parse_pid(const char *s, int *pid)
+/* The state letter of /proc/PID/stat ('R', 'S', 'Z', ...), or 0 if gone. */
+static char proc_state(const char *proc_root, int pid)
 {
-	char *end;
-	long v;
+	char path[512], buf[512];
+	const char *rp;
+	size_t n;
+	FILE *f;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno || end == s || *end || v <= 0 || v > INT_MAX)
+	snprintf(path, sizeof(path), "%s/%d/stat", proc_root ? proc_root : "/proc", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return 0;
+	n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	rp = strrchr(buf, ')');	/* comm may hold spaces and ')' */
+	return rp && rp[1] == ' ' ? rp[2] : 0;
+}
+
+/* A process erg can measure: running, or say why not. */
+static int check_pid_alive(const char *proc_root, int pid, char *err, size_t errlen)
+{
+	char state = proc_state(proc_root, pid);
+
+	if (state == 'Z' || state == 'X') {
+		snprintf(err, errlen, "--pid %d: process %d is a zombie (state %c): it has exited and waits for its parent to reap it",
+			 pid, pid, state);
 		return -1;
-	*pid = (int)v;
+	}
+	if (!state || !procfs_exists(proc_root, pid)) {
+		snprintf(err, errlen, "--pid %d: no such process (check it with: ps -p %d)", pid, pid);
+		return -1;
+	}
 	return 0;
 }
 
@@ -94,14 +118,20 @@ int target_add(struct target_set *set, enum target_kind kind, const char *spec,
 	t->kind = kind;
 	switch (kind) {
 	case TARGET_PID:
-		if (parse_pid(what, &t->pid)) {
+		if (cli_pid("--pid", what, &t->pid, NULL, 0)) {
+			char q[80], qw[80];
+
 			set->n--;
-			snprintf(err, errlen, "--pid '%s': '%s' is not a process id (expected PID[=MODEL], e.g. --pid 4242=qwen-7b)", spec, what);
+			snprintf(err, errlen, "--pid '%s': '%s' is not a process id, a whole number from 1 to 4194304 (expected PID[=MODEL], e.g. --pid 4242=qwen-7b)",
+				 cli_quote(spec, q, sizeof(q)), cli_quote(what, qw, sizeof(qw)));
 			return -1;
 		}
-		if (!procfs_exists(proc_root, t->pid) ||
-		    (!model[0] && procfs_comm(proc_root, t->pid, model, sizeof(model)) < 0)) {
+		if (check_pid_alive(proc_root, t->pid, err, errlen)) {
 			set->n--;
+			return -1;
+		}
+		if (!model[0] && procfs_comm(proc_root, t->pid, model, sizeof(model)) < 0) {
+			set->n--;	/* it exited just now */
 			snprintf(err, errlen, "--pid %d: no such process (check it with: ps -p %d)", t->pid, t->pid);
 			return -1;
 		}
