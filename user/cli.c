@@ -45,6 +45,17 @@ static const struct option *long_named(const struct cli *c, const char *arg)
 	return NULL;
 }
 
+/* How many long options "--abbrev[=...]" abbreviates (no exact match). */
+static int prefix_matches(const struct cli *c, const char *arg)
+{
+	size_t n = strcspn(arg + 2, "=");
+	int k = 0;
+
+	for (const struct option *o = c->longopts; n && o && o->name; o++)
+		k += !strncmp(o->name, arg + 2, n);
+	return k;
+}
+
 static void set_name(struct cli *c, int val, const char *arg)
 {
 	/* a short option is named by its long twin, which --help lists first */
@@ -84,9 +95,11 @@ int cli_next(struct cli *c, int argc, char **argv)
 		fprintf(stderr, "%s: option '-%c' needs a value (see %s --help)\n", c->cmd, optopt, c->cmd);
 	else if (lo && lo->has_arg == no_argument && strchr(arg, '='))
 		fprintf(stderr, "%s: option '--%s' takes no value (see %s --help)\n", c->cmd, lo->name, c->cmd);
-	else if (!strncmp(arg, "--", 2))
-		fprintf(stderr, "%s: unknown or ambiguous option '%s' (see %s --help)\n", c->cmd,
+	else if (!strncmp(arg, "--", 2) && prefix_matches(c, arg) > 1)
+		fprintf(stderr, "%s: ambiguous option '%s': it abbreviates several options (see %s --help)\n", c->cmd,
 			cli_quote(arg, q, sizeof(q)), c->cmd);
+	else if (!strncmp(arg, "--", 2))
+		fprintf(stderr, "%s: unknown option '%s' (see %s --help)\n", c->cmd, cli_quote(arg, q, sizeof(q)), c->cmd);
 	else if (optopt > ' ' && optopt < 127)
 		fprintf(stderr, "%s: unknown option '-%c' (see %s --help)\n", c->cmd, optopt, c->cmd);
 	else

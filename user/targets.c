@@ -120,8 +120,13 @@ int target_add(struct target_set *set, enum target_kind kind, const char *spec,
 	case TARGET_PID:
 		if (cli_pid("--pid", what, &t->pid, NULL, 0)) {
 			char q[80], qw[80];
+			long long big;
 
 			set->n--;
+			if (!cli_long("--pid", what, 1, LLONG_MAX, "", &big, NULL, 0)) {
+				snprintf(err, errlen, "--pid %lld: no such process (process ids go up to 4194304)", big);
+				return -1;
+			}
 			snprintf(err, errlen, "--pid '%s': '%s' is not a process id, a whole number from 1 to 4194304 (expected PID[=MODEL], e.g. --pid 4242=qwen-7b)",
 				 cli_quote(spec, q, sizeof(q)), cli_quote(what, qw, sizeof(qw)));
 			return -1;

@@ -22,15 +22,15 @@ expect_fail "not a process id" top --pid abc=m
 expect_fail "expected PID[=MODEL]" top --pid =m
 expect_fail "model name" top --pid "$$=" 
 expect_fail "nothing to attach" top
-expect_fail "expected auto, rapl, hwmon or model" top --pid $$ --energy-source nuclear
+expect_fail "expected one of auto, rapl, hwmon, model" top --pid $$ --energy-source nuclear
 expect_fail "interval" top --pid $$ -- -1
 expect_fail "count" top --pid $$ 1 zero
 expect_fail "unexpected argument" top --pid $$ 1 2 3
 expect_fail "at most 15 characters" top --comm averyveryverylongname
 expect_fail "no such cgroup" top --cgroup /nonexistent/cg
 expect_fail "unknown option" top --bogus
-expect_fail "--request-idle '0': expected seconds > 0" top --pid $$ --request-idle 0
-expect_fail "--request-idle 'soon': expected seconds > 0" top --pid $$ --request-idle soon
+expect_fail "--request-idle '0': expected a duration from 0.001 s to 3600 s" top --pid $$ --request-idle 0
+expect_fail "--request-idle 'soon': expected a duration" top --pid $$ --request-idle soon
 expect_fail "cannot open config file" top --config /nonexistent.ini
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
