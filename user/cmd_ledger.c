@@ -7,9 +7,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "commands.h"
 #include "journal.h"
 #include "ledger.h"
+#include "textfile.h"
 
 static void usage(FILE *out)
 {
@@ -19,17 +21,20 @@ static void usage(FILE *out)
 		"slots, total demand, supply, auxiliary energy and waste, per-slot mean and\n"
 		"sigma, the regime (over-supplied, critical or under-supplied: a drift test of\n"
 		"mean(b-D) against 2 standard errors, THEORY §4) with its evidence, and the\n"
-		"journal's integrity: records that fail their checksum are skipped, counted\n"
-		"and not trusted; a torn last record (left by a kill) is ignored. The file\n"
-		"is only read.\n\n"
+		"journal's integrity: damaged records (checksum fails, or impossible values\n"
+		"such as a NaN or negative slot length) are reported with their byte\n"
+		"offsets, skipped and not trusted; only a torn last record (a write cut\n"
+		"short by a kill, shorter than one record) is ignored. The file is only\n"
+		"read; it must be a regular file.\n\n"
 		"options:\n"
 		"  --replay   also print every run and slot record, in file order\n"
 		"  --json     JSON: one document; with --replay one JSON object per line\n"
 		"             (\"type\": \"run\", \"slot\", then \"summary\")\n"
 		"  --help     this text\n\n"
 		"exit status: 0 journal intact (a torn last record allowed), 1 damaged or\n"
-		"inconsistent records found (summary printed over the valid ones), 2 usage\n"
-		"error or unreadable file.\n");
+		"inconsistent records found (summary printed over the valid ones, the\n"
+		"damage named with its offsets), 2 usage error, or a file that cannot be\n"
+		"read, is not a regular file or is not an erg journal.\n");
 }
 
 struct reader_ctx {
@@ -104,10 +109,13 @@ static int visit(void *ctx, const struct journal_record *rec)
 			cJSON_AddNumberToObject(o, "dropped_tail_bytes", (double)r->dropped_tail_bytes);
 			print_json_line(o);
 		} else {
+			char trace[TEXTFILE_QUOTED_MAX];
+
+			/* The path came from a file: no raw escape codes on a terminal. */
 			printf("# run %llu from %s: slot %g s, supply %.6g W %s%s%s, storage %.6g J of %.6g J, first slot %llu",
 			       (unsigned long long)c->runs, when, r->slot_s, r->supply_watts,
 			       r->supply_kind == JOURNAL_SUPPLY_TRACE ? "(trace mean of " : "constant",
-			       r->trace_path, r->supply_kind == JOURNAL_SUPPLY_TRACE ? ")" : "",
+			       textfile_quote(r->trace_path, trace), r->supply_kind == JOURNAL_SUPPLY_TRACE ? ")" : "",
 			       r->storage_j, r->capacity_j, (unsigned long long)r->first_slot);
 			if (r->dropped_tail_bytes)
 				printf(", a torn record of %llu bytes was cut before it",
@@ -161,13 +169,20 @@ static int visit(void *ctx, const struct journal_record *rec)
 
 static bool damaged(const struct journal_scan *scan, const struct reader_ctx *c)
 {
-	return scan->corrupt_regions || scan->missing_slots || scan->unordered_slots ||
-	       c->inconsistent || (scan->tail_bytes && !scan->torn_tail);
+	return journal_damaged(scan) || c->inconsistent;
+}
+
+static void add_offsets_json(cJSON *obj, const char *name, uint64_t count, const uint64_t *at)
+{
+	cJSON *arr = cJSON_AddArrayToObject(obj, name);
+
+	for (uint64_t i = 0; arr && i < count && i < JOURNAL_MAX_BAD; i++)
+		cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)at[i]));
 }
 
 static void summary_json(const char *path, const struct journal_scan *scan, const struct reader_ctx *c)
 {
-	cJSON *o = cJSON_CreateObject(), *integ, *arr;
+	cJSON *o = cJSON_CreateObject(), *integ;
 	char when[32];
 
 	if (!o)
@@ -193,9 +208,11 @@ static void summary_json(const char *path, const struct journal_scan *scan, cons
 		cJSON_AddNumberToObject(integ, "valid_slot_records", (double)scan->slots);
 		cJSON_AddNumberToObject(integ, "corrupt_regions", (double)scan->corrupt_regions);
 		cJSON_AddNumberToObject(integ, "corrupt_bytes", (double)scan->corrupt_bytes);
-		arr = cJSON_AddArrayToObject(integ, "corrupt_offsets");
-		for (uint64_t i = 0; arr && i < scan->corrupt_regions && i < JOURNAL_MAX_BAD; i++)
-			cJSON_AddItemToArray(arr, cJSON_CreateNumber((double)scan->corrupt_at[i]));
+		add_offsets_json(integ, "corrupt_offsets", scan->corrupt_regions, scan->corrupt_at);
+		cJSON_AddNumberToObject(integ, "damaged_records", (double)scan->bad_frames);
+		add_offsets_json(integ, "damaged_offsets", scan->bad_frames, scan->bad_frame_at);
+		cJSON_AddNumberToObject(integ, "invalid_records", (double)scan->invalid_records);
+		add_offsets_json(integ, "invalid_offsets", scan->invalid_records, scan->invalid_at);
 		cJSON_AddNumberToObject(integ, "missing_slots", (double)scan->missing_slots);
 		cJSON_AddNumberToObject(integ, "unordered_slots", (double)scan->unordered_slots);
 		cJSON_AddNumberToObject(integ, "inconsistent_slots", (double)c->inconsistent);
@@ -223,7 +240,9 @@ static void summary_text(const char *path, const struct journal_scan *scan, cons
 
 	if (c->replay)
 		printf("\n");
-	printf("journal %s: %llu slots in %llu run(s)", path, (unsigned long long)s->slots,
+	char q[TEXTFILE_QUOTED_MAX];
+
+	printf("journal %s: %llu slots in %llu run(s)", textfile_quote(path, q), (unsigned long long)s->slots,
 	       (unsigned long long)c->runs);
 	if (c->have_run) {
 		char t0[32], t1[32];
@@ -278,57 +297,59 @@ static void summary_text(const char *path, const struct journal_scan *scan, cons
 		printf(")\n");
 		return;
 	}
-	printf("integrity: DAMAGED:");
-	if (scan->corrupt_regions) {
-		printf(" %llu unreadable stretch(es), %llu bytes, at offset(s)",
-		       (unsigned long long)scan->corrupt_regions, (unsigned long long)scan->corrupt_bytes);
-		for (uint64_t i = 0; i < scan->corrupt_regions && i < JOURNAL_MAX_BAD; i++)
-			printf(" %llu", (unsigned long long)scan->corrupt_at[i]);
-		printf(", skipped and not trusted;");
+	char damage[600];
+
+	journal_describe_damage(scan, damage, sizeof(damage));
+	printf("integrity: DAMAGED: %s", damage);
+	if (c->inconsistent) {
+		printf("%s%llu slot(s) break A-W = D-b+dS or the storage bounds and were not counted, at offset(s)",
+		       damage[0] ? "; " : "", (unsigned long long)c->inconsistent);
+		for (uint64_t i = 0; i < c->inconsistent && i < JOURNAL_MAX_BAD; i++)
+			printf(" %llu", (unsigned long long)c->inconsistent_at[i]);
 	}
-	if (scan->missing_slots)
-		printf(" %llu slot(s) missing;", (unsigned long long)scan->missing_slots);
-	if (scan->unordered_slots)
-		printf(" %llu slot index(es) out of order;", (unsigned long long)scan->unordered_slots);
-	if (c->inconsistent)
-		printf(" %llu slot(s) break A-W = D-b+dS or the storage bounds and were not counted;",
-		       (unsigned long long)c->inconsistent);
-	if (scan->tail_bytes && !scan->torn_tail)
-		printf(" %llu unreadable bytes at the end (offset %llu), more than one record;",
-		       (unsigned long long)scan->tail_bytes, (unsigned long long)scan->good_end);
-	else if (scan->torn_tail)
-		printf(" a torn last record of %llu bytes was ignored;", (unsigned long long)scan->tail_bytes);
-	printf(" the figures above use only the valid slots\n");
+	if (scan->torn_tail)
+		printf("; a torn last record of %llu bytes was ignored", (unsigned long long)scan->tail_bytes);
+	printf("; the figures above use only the valid slots\n");
 }
 
 int cmd_ledger(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "replay", no_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct reader_ctx c = { 0 };
 	struct journal_scan scan;
-	const char *path = NULL;
-	char err[512];
+	const char *path;
+	char err[1024], q[TEXTFILE_QUOTED_MAX], q2[TEXTFILE_QUOTED_MAX];
+	struct cli cli;
+	int opt;
 
-	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+	cli_init(&cli, "erg ledger", "h", longopts);
+	while ((opt = cli_next(&cli, argc, argv)) != -1) {
+		switch (opt) {
+		case 'h':
 			usage(stdout);
 			return 0;
-		} else if (!strcmp(argv[i], "--replay")) {
+		case 'r':
 			c.replay = true;
-		} else if (!strcmp(argv[i], "--json")) {
+			break;
+		case 'j':
 			c.json = true;
-		} else if (argv[i][0] == '-' && argv[i][1]) {
-			fprintf(stderr, "erg ledger: unknown option '%s' (see 'erg ledger --help')\n", argv[i]);
-			return 2;
-		} else if (path) {
-			fprintf(stderr, "erg ledger: one journal at a time (got '%s' and '%s')\n", path, argv[i]);
-			return 2;
-		} else {
-			path = argv[i];
+			break;
+		default:
+			return 2;	/* cli_next printed why */
 		}
 	}
-	if (!path) {
-		fprintf(stderr, "erg ledger: name the journal file: erg ledger FILE (see 'erg ledger --help')\n");
-		return 2;
+	if (optind >= argc)
+		return cli_fail(&cli, "name the journal file: erg ledger FILE (see erg ledger --help)");
+	path = argv[optind];
+	if (optind + 1 < argc) {
+		snprintf(err, sizeof(err), "one journal at a time (got '%s' and '%s')",
+			 textfile_quote(path, q), textfile_quote(argv[optind + 1], q2));
+		return cli_fail(&cli, err);
 	}
 	ledger_stats_init(&c.stats);
 	if (journal_read(path, visit, &c, &scan, err, sizeof(err)) != 0) {

@@ -1,10 +1,13 @@
 /* Append-only, checksummed journal of ledger slots (format in journal.h). */
 #include "journal.h"
 #include "errbuf.h"
+#include "textfile.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,10 +125,43 @@ size_t journal_encode(const struct journal_record *rec, uint8_t *buf)
 	return JOURNAL_FRAME_OVERHEAD + len;
 }
 
-enum frame_status { FRAME_OK, FRAME_SHORT, FRAME_BAD, FRAME_VERSION };
+enum frame_status { FRAME_OK, FRAME_SHORT, FRAME_BAD, FRAME_VERSION, FRAME_INVALID };
+
+/* Type and length of a frame header a writer could have produced. */
+static bool header_plausible(uint16_t type, uint16_t len)
+{
+	return (type == JOURNAL_SLOT && len == JOURNAL_SLOT_PAYLOAD) ||
+	       (type == JOURNAL_RUN && len >= JOURNAL_RUN_PAYLOAD_MIN &&
+		len <= JOURNAL_RUN_PAYLOAD_MIN + JOURNAL_PATH_MAX);
+}
+
+static bool finite_nonneg(double v) { return isfinite(v) && v >= 0; }
+
+/* Fields no ledger writes: a record with them is damage even when its
+ * checksum matches (THEORY §3's identity is checked by the ledger). */
+static bool slot_possible(const struct journal_slot *s)
+{
+	const struct slot_outcome *o = &s->out;
+
+	return finite_nonneg(s->t_start_s) && finite_nonneg(s->duration_s) && s->duration_s > 0 &&
+	       finite_nonneg(s->storage_before) && finite_nonneg(o->demand) &&
+	       finite_nonneg(o->supply) && finite_nonneg(o->aux) && finite_nonneg(o->waste) &&
+	       finite_nonneg(o->storage);
+}
+
+static bool run_possible(const struct journal_run *r)
+{
+	return (r->supply_kind == JOURNAL_SUPPLY_CONSTANT) == !r->trace_path[0] &&
+	       r->supply_kind <= JOURNAL_SUPPLY_TRACE && finite_nonneg(r->slot_s) && r->slot_s > 0 &&
+	       finite_nonneg(r->capacity_j) && finite_nonneg(r->storage_j) &&
+	       r->storage_j <= r->capacity_j && finite_nonneg(r->supply_watts) &&
+	       r->dropped_tail_bytes < JOURNAL_MAX_FRAME;
+}
 
 /* Decode the frame at p (avail bytes readable). FRAME_SHORT: the bytes are a
- * valid-looking prefix that the file ends in the middle of. */
+ * valid-looking prefix that the file ends in the middle of. FRAME_INVALID:
+ * a whole frame (*flen set) whose checksum matches but whose fields are
+ * impossible. */
 static enum frame_status decode(const uint8_t *p, size_t avail, struct journal_record *rec,
 				size_t *flen, uint32_t *version)
 {
@@ -138,9 +174,7 @@ static enum frame_status decode(const uint8_t *p, size_t avail, struct journal_r
 		return FRAME_SHORT;
 	type = get_u16(p + 4);
 	len = get_u16(p + 6);
-	if (!(type == JOURNAL_SLOT && len == JOURNAL_SLOT_PAYLOAD) &&
-	    !(type == JOURNAL_RUN && len >= JOURNAL_RUN_PAYLOAD_MIN &&
-	      len <= JOURNAL_RUN_PAYLOAD_MIN + JOURNAL_PATH_MAX))
+	if (!header_plausible(type, len))
 		return FRAME_BAD;
 	if (avail < (size_t)JOURNAL_FRAME_OVERHEAD + len)
 		return FRAME_SHORT;
@@ -161,7 +195,7 @@ static enum frame_status decode(const uint8_t *p, size_t avail, struct journal_r
 		s->out.aux = get_f64(q + 48);
 		s->out.waste = get_f64(q + 56);
 		s->out.storage = get_f64(q + 64);
-		return FRAME_OK;
+		return slot_possible(s) ? FRAME_OK : FRAME_INVALID;
 	}
 	struct journal_run *r = &rec->run;
 	uint16_t plen = get_u16(q + 64);
@@ -181,7 +215,7 @@ static enum frame_status decode(const uint8_t *p, size_t avail, struct journal_r
 	r->dropped_tail_bytes = get_u64(q + 56);
 	memcpy(r->trace_path, q + 66, plen);
 	r->trace_path[plen] = '\0';
-	return FRAME_OK;
+	return run_possible(r) ? FRAME_OK : FRAME_INVALID;
 }
 
 /* A window over the file, so a journal of any size is scanned in bounded
@@ -225,28 +259,98 @@ static int reader_get(struct reader *r, uint64_t off, const uint8_t **p, size_t 
 	return 0;
 }
 
-/* Walk every frame; see journal_read. The bytes after the last valid record
- * are the tail; a tail shorter than one frame that either follows a valid
- * record or starts like a frame is a torn last record. */
+static void note_offset(uint64_t *count, uint64_t *at, uint64_t off)
+{
+	if (*count < JOURNAL_MAX_BAD)
+		at[*count] = off;
+	(*count)++;
+}
+
+static void note_valid(struct journal_scan *scan, const struct journal_record *rec, bool *have_last)
+{
+	if (rec->type == JOURNAL_RUN) {
+		scan->runs++;
+		return;
+	}
+	scan->slots++;
+	if (*have_last && rec->slot.index > scan->last_slot + 1)
+		scan->missing_slots += rec->slot.index - scan->last_slot - 1;
+	else if (*have_last && rec->slot.index <= scan->last_slot)
+		scan->unordered_slots++;
+	scan->last_slot = rec->slot.index;
+	*have_last = true;
+}
+
+/* From an unreadable byte at off, the offset of the next whole frame (valid
+ * or impossible: its checksum matched, so the resync is not fooled by a
+ * stray "ERGJ" in a payload), or r->size. Frame headers met on the way are
+ * damaged records. */
+static int resync(struct reader *r, uint64_t off, struct journal_scan *scan, uint64_t *next)
+{
+	for (uint64_t at = off; at < r->size; at++) {
+		struct journal_record rec;
+		const uint8_t *p;
+		size_t got, flen = 0;
+		uint32_t version = 0;
+		enum frame_status fs;
+
+		if (reader_get(r, at, &p, &got) < 0)
+			return -1;
+		if (p[0] != MAGIC[0] || at == off)
+			continue;
+		fs = decode(p, got, &rec, &flen, &version);
+		if (fs == FRAME_OK || fs == FRAME_INVALID) {
+			*next = at;
+			return 0;
+		}
+		if (got >= 8 && !memcmp(p, MAGIC, 4) && header_plausible(get_u16(p + 4), get_u16(p + 6)))
+			note_offset(&scan->bad_frames, scan->bad_frame_at, at);
+	}
+	*next = r->size;
+	return 0;
+}
+
+/* Torn: the file ends inside a frame a writer had begun (a prefix of a
+ * frame), or holds fewer bytes after a whole record than the smallest
+ * record (a power cut's zeros in the last block). Anything longer that is
+ * not a frame prefix is damage, and so is a short file with no record that
+ * does not begin like one. */
+static bool tail_is_torn(struct reader *r, uint64_t off, uint64_t tail)
+{
+	struct journal_record rec;
+	const uint8_t *p;
+	size_t got, flen = 0;
+	uint32_t version = 0;
+
+	if (tail < JOURNAL_MIN_FRAME && off > 0)
+		return true;
+	if (reader_get(r, off, &p, &got) < 0)
+		return false;
+	return decode(p, got, &rec, &flen, &version) == FRAME_SHORT;
+}
+
+/* Walk every frame; see journal_read and the header. */
 static int scan_fd(int fd, const char *path, journal_visit_fn visit, void *ctx,
 		   struct journal_scan *scan, char *err, size_t errlen)
 {
 	struct reader r = { .fd = fd, .cap = 1 << 20 };
+	char q[TEXTFILE_QUOTED_MAX];
 	struct stat st;
-	uint64_t off = 0;
+	uint64_t off = 0, next;
 	bool have_last = false;
 	int rc = 0;
 
 	memset(scan, 0, sizeof(*scan));
+	textfile_quote(path, q);
 	if (fstat(fd, &st) < 0) {
-		errbuf_set(err, errlen, "journal %s: %s", path, strerror(errno));
+		errbuf_set(err, errlen, "journal '%s': %s", q, strerror(errno));
 		return -1;
 	}
 	r.size = st.st_size;
 	scan->file_bytes = r.size;
 	r.buf = malloc(r.cap);
 	if (!r.buf) {
-		errbuf_set(err, errlen, "journal %s: out of memory", path);
+		errbuf_set(err, errlen, "journal '%s': out of memory", q);
 		return -1;
 	}
 	while (off < r.size) {
@@ -260,89 +364,134 @@ static int scan_fd(int fd, const char *path, journal_visit_fn visit, void *ctx,
 			goto ioerr;
 		fs = decode(p, got, &rec, &flen, &version);
 		if (fs == FRAME_VERSION) {
-			errbuf_set(err, errlen, "journal %s: written as format version %u, this erg reads version %d; use a newer erg",
-			           path, version, JOURNAL_VERSION);
+			errbuf_set(err, errlen, "journal '%s': written as format version %u, this erg reads version %d; use a newer erg",
+			           q, version, JOURNAL_VERSION);
 			rc = -1;
 			goto out;
 		}
-		if (fs == FRAME_OK) {
+		if (fs == FRAME_OK || fs == FRAME_INVALID) {
 			rec.offset = off;
-			if (rec.type == JOURNAL_RUN) {
-				scan->runs++;
-			} else {
-				scan->slots++;
-				if (have_last && rec.slot.index > scan->last_slot + 1)
-					scan->missing_slots += rec.slot.index - scan->last_slot - 1;
-				else if (have_last && rec.slot.index <= scan->last_slot)
-					scan->unordered_slots++;
-				scan->last_slot = rec.slot.index;
-				have_last = true;
-			}
+			if (fs == FRAME_INVALID)
+				note_offset(&scan->invalid_records, scan->invalid_at, off);
+			else
+				note_valid(scan, &rec, &have_last);
 			off += flen;
 			scan->good_end = off;
-			if (visit && (rc = visit(ctx, &rec)) != 0)
+			if (fs == FRAME_OK && visit && (rc = visit(ctx, &rec)) != 0)
 				goto out;
 			continue;
 		}
-		/* Unreadable here: find the next valid frame (CRC-checked, so a
-		 * stray "ERGJ" inside a payload does not fool the resync). */
-		uint64_t next = off + 1;
-		for (; next < r.size; next++) {
-			if (reader_get(&r, next, &p, &got) < 0)
-				goto ioerr;
-			if (p[0] != MAGIC[0])
-				continue;
-			if (decode(p, got, &rec, &flen, &version) == FRAME_OK)
-				break;
-		}
+		/* Unreadable here. A frame header at off is a damaged record,
+		 * unless what follows turns out to be a torn last record. */
+		uint64_t frames_before = scan->bad_frames;
+		bool head = got >= 8 && !memcmp(p, MAGIC, 4) && header_plausible(get_u16(p + 4), get_u16(p + 6));
+
+		if (head)
+			note_offset(&scan->bad_frames, scan->bad_frame_at, off);
+		if (resync(&r, off, scan, &next) < 0)
+			goto ioerr;
 		if (next < r.size) {
-			if (scan->corrupt_regions < JOURNAL_MAX_BAD)
-				scan->corrupt_at[scan->corrupt_regions] = off;
-			scan->corrupt_regions++;
+			note_offset(&scan->corrupt_regions, scan->corrupt_at, off);
 			scan->corrupt_bytes += next - off;
 			off = next;
 			continue;
 		}
 		scan->tail_bytes = r.size - off;
-		if (reader_get(&r, off, &p, &got) < 0)
-			goto ioerr;
-		scan->torn_tail = scan->tail_bytes < JOURNAL_MAX_FRAME &&
-				  (scan->runs + scan->slots > 0 ||
-				   decode(p, got, &rec, &flen, &version) == FRAME_SHORT);
+		scan->torn_tail = tail_is_torn(&r, off, scan->tail_bytes);
+		if (scan->torn_tail)
+			scan->bad_frames = frames_before;
 		break;
 	}
-	if (scan->runs + scan->slots == 0 && r.size > 0 && !scan->torn_tail) {
-		errbuf_set(err, errlen, "%s is not an erg journal (no valid record in its %llu bytes); pass a journal written with --journal",
-		           path, (unsigned long long)r.size);
+	if (scan->runs + scan->slots + scan->invalid_records == 0 && r.size > 0 && !scan->torn_tail) {
+		errbuf_set(err, errlen, "'%s' is not an erg journal (no valid record in its %llu bytes); pass a journal written with --journal",
+		           q, (unsigned long long)r.size);
 		rc = -1;
 	}
 out:
 	free(r.buf);
 	return rc;
 ioerr:
-	errbuf_set(err, errlen, "journal %s: read failed: %s", path, strerror(errno));
+	errbuf_set(err, errlen, "journal '%s': read failed: %s", q, strerror(errno));
 	free(r.buf);
 	return -1;
+}
+
+bool journal_damaged(const struct journal_scan *scan)
+{
+	return scan->corrupt_regions || scan->invalid_records || scan->missing_slots ||
+	       scan->unordered_slots || (scan->tail_bytes && !scan->torn_tail);
+}
+
+static size_t add(char *buf, size_t len, size_t n, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static size_t add(char *buf, size_t len, size_t n, const char *fmt, ...)
+{
+	va_list ap;
+	int k;
+
+	va_start(ap, fmt);
+	k = vsnprintf(n < len ? buf + n : NULL, n < len ? len - n : 0, fmt, ap);
+	va_end(ap);
+	return n + (k > 0 ? (size_t)k : 0);
+}
+
+static size_t add_offsets(char *buf, size_t len, size_t n, uint64_t count, const uint64_t *at)
+{
+	n = add(buf, len, n, " at offset%s", count > 1 ? "s" : "");
+	for (uint64_t i = 0; i < count && i < JOURNAL_MAX_BAD; i++)
+		n = add(buf, len, n, " %llu", (unsigned long long)at[i]);
+	if (count > JOURNAL_MAX_BAD)
+		n = add(buf, len, n, " ...");
+	return n;
+}
+
+int journal_describe_damage(const struct journal_scan *scan, char *buf, size_t len)
+{
+	const char *sep = "";
+	size_t n = 0;
+
+	if (len)
+		buf[0] = '\0';
+	if (scan->bad_frames) {
+		n = add(buf, len, n, "%llu damaged record(s) (checksum fails)", (unsigned long long)scan->bad_frames);
+		n = add_offsets(buf, len, n, scan->bad_frames, scan->bad_frame_at);
+		sep = "; ";
+	}
+	if (scan->corrupt_regions) {
+		n = add(buf, len, n, "%s%llu unreadable stretch(es), %llu bytes, followed by valid records,",
+			sep, (unsigned long long)scan->corrupt_regions, (unsigned long long)scan->corrupt_bytes);
+		n = add_offsets(buf, len, n, scan->corrupt_regions, scan->corrupt_at);
+		sep = "; ";
+	}
+	if (scan->tail_bytes && !scan->torn_tail) {
+		n = add(buf, len, n, "%s%llu unreadable bytes at the end, from offset %llu (not a torn write: longer than a record or not a record's beginning)",
+			sep, (unsigned long long)scan->tail_bytes, (unsigned long long)scan->good_end);
+		sep = "; ";
+	}
+	if (scan->invalid_records) {
+		n = add(buf, len, n, "%s%llu record(s) with impossible values (NaN, infinite or negative) though their checksum matches,",
+			sep, (unsigned long long)scan->invalid_records);
+		n = add_offsets(buf, len, n, scan->invalid_records, scan->invalid_at);
+		sep = "; ";
+	}
+	if (scan->missing_slots) {
+		n = add(buf, len, n, "%s%llu slot(s) missing", sep, (unsigned long long)scan->missing_slots);
+		sep = "; ";
+	}
+	if (scan->unordered_slots)
+		n = add(buf, len, n, "%s%llu slot index(es) out of order", sep, (unsigned long long)scan->unordered_slots);
+	return (int)n;
 }
 
 int journal_read(const char *path, journal_visit_fn visit, void *ctx,
 		 struct journal_scan *scan, char *err, size_t errlen)
 {
-	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);	/* a FIFO must not hang us */
 	struct stat st;
-	int rc;
+	int fd, rc;
 
-	if (fd < 0) {
-		memset(scan, 0, sizeof(*scan));
-		errbuf_set(err, errlen, "cannot open journal %s: %s", path, strerror(errno));
+	memset(scan, 0, sizeof(*scan));
+	fd = textfile_open(path, "journal", O_RDONLY, &st, err, errlen);
+	if (fd < 0)
 		return -1;
-	}
-	if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-		memset(scan, 0, sizeof(*scan));
-		errbuf_set(err, errlen, "journal %s is not a regular file", path);
-		close(fd);
-		return -1;
-	}
 	rc = scan_fd(fd, path, visit, ctx, scan, err, errlen);
 	close(fd);
 	return rc;
@@ -372,49 +521,69 @@ static void sync_parent_dir(const char *path)
 	free(copy);
 }
 
+/* Open or create path for appending, a regular file only. */
+static int open_for_append(const char *path, bool *created, char *err, size_t errlen)
+{
+	char q[TEXTFILE_QUOTED_MAX];
+	struct stat st;
+	int fd;
+
+	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	*created = fd >= 0;
+	if (fd >= 0 || errno != EEXIST) {
+		if (fd < 0)
+			errbuf_set(err, errlen, "cannot create journal '%s': %s; choose a writable path for --journal",
+				   textfile_quote(path, q), strerror(errno));
+		return fd;
+	}
+	fd = textfile_open(path, "journal", O_RDWR | O_APPEND, &st, err, errlen);
+	if (fd >= 0) {
+		int fl = fcntl(fd, F_GETFL);
+
+		if (fl >= 0)
+			fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+	}
+	return fd;
+}
+
 struct journal *journal_open(const char *path, bool fsync_each,
 			     journal_visit_fn visit, void *ctx,
 			     struct journal_scan *scan, char *err, size_t errlen)
 {
+	char q[TEXTFILE_QUOTED_MAX], damage[400];
 	struct journal *j;
-	struct stat st;
-	bool created = false;
+	bool created;
 	int fd;
 
 	memset(scan, 0, sizeof(*scan));
-	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-	if (fd >= 0)
-		created = true;
-	else if (errno == EEXIST)
-		fd = open(path, O_RDWR | O_APPEND | O_CLOEXEC);
-	if (fd < 0) {
-		errbuf_set(err, errlen, "cannot open journal %s for appending: %s", path, strerror(errno));
+	textfile_quote(path, q);
+	fd = open_for_append(path, &created, err, errlen);
+	if (fd < 0)
 		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		errbuf_set(err, errlen, "journal %s is not a regular file; choose a file path for --journal", path);
-		goto fail;
-	}
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		errbuf_set(err, errlen, errno == EWOULDBLOCK
-		           ? "journal %s is in use by another erg process; one writer per journal, choose another --journal file"
-		           : "cannot lock journal %s: %s", path, strerror(errno));
+		           ? "journal '%s' is in use by another erg process; one writer per journal, choose another --journal file"
+		           : "cannot lock journal '%s': %s", q, strerror(errno));
 		goto fail;
 	}
 	if (scan_fd(fd, path, visit, ctx, scan, err, errlen) != 0)
 		goto fail;
 	if (scan->tail_bytes && !scan->torn_tail) {
+		/* Damaged records at the end: cutting them could hide a fault and
+		 * lose slots; appending after them would bury them. The user
+		 * decides, with the valid history untouched. */
+		journal_describe_damage(scan, damage, sizeof(damage));
 		errbuf_set(err, errlen,
-		           "journal %s ends in %llu unreadable bytes at offset %llu, more than one torn record; not appending. "
-		           "Inspect it with 'erg ledger %s'; to keep the valid history and drop that tail run 'truncate -s %llu %s'",
-		           path, (unsigned long long)scan->tail_bytes, (unsigned long long)scan->good_end,
-		           path, (unsigned long long)scan->good_end, path);
+		           "journal '%s' ends in damage, not a torn write: %s; not appending, nothing was changed. "
+		           "See 'erg ledger %s'; then move it aside and start a new journal, or keep its valid part with "
+		           "'truncate -s %llu %s' (drops everything from offset %llu)",
+		           q, damage, q, (unsigned long long)scan->good_end, q, (unsigned long long)scan->good_end);
 		goto fail;
 	}
 	if (scan->torn_tail) {
-		/* Only the torn last record goes; every valid record stays. */
+		/* Only the torn last record goes; every whole record stays. */
 		if (ftruncate(fd, scan->good_end) < 0 || fdatasync(fd) < 0) {
-			errbuf_set(err, errlen, "journal %s: cannot cut the torn last record: %s", path, strerror(errno));
+			errbuf_set(err, errlen, "journal '%s': cannot cut the torn last record: %s", q, strerror(errno));
 			goto fail;
 		}
 	}
@@ -423,7 +592,7 @@ struct journal *journal_open(const char *path, bool fsync_each,
 	j = calloc(1, sizeof(*j));
 	if (!j || !(j->path = strdup(path))) {
 		free(j);
-		errbuf_set(err, errlen, "journal %s: out of memory", path);
+		errbuf_set(err, errlen, "journal '%s': out of memory", q);
 		goto fail;
 	}
 	j->fd = fd;
@@ -448,7 +617,9 @@ int journal_append(struct journal *j, const struct journal_record *rec, char *er
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			errbuf_set(err, errlen, "journal %s: write failed: %s", j->path,
+			char q[TEXTFILE_QUOTED_MAX];
+
+			errbuf_set(err, errlen, "journal '%s': write failed: %s", textfile_quote(j->path, q),
 			           n < 0 ? strerror(errno) : "no progress");
 			return -1;
 		}
@@ -463,7 +634,9 @@ int journal_sync(struct journal *j, char *err, size_t errlen)
 	if (!j->fsync_each || !j->dirty)
 		return 0;
 	if (fdatasync(j->fd) < 0) {
-		errbuf_set(err, errlen, "journal %s: fsync failed: %s", j->path, strerror(errno));
+		char q[TEXTFILE_QUOTED_MAX];
+
+		errbuf_set(err, errlen, "journal '%s': fsync failed: %s", textfile_quote(j->path, q), strerror(errno));
 		return -1;
 	}
 	j->dirty = false;
@@ -472,16 +645,18 @@ int journal_sync(struct journal *j, char *err, size_t errlen)
 
 int journal_close(struct journal *j, char *err, size_t errlen)
 {
+	char q[TEXTFILE_QUOTED_MAX];
 	int rc = 0;
 
 	if (!j)
 		return 0;
+	textfile_quote(j->path, q);
 	if (j->dirty && fdatasync(j->fd) < 0) {
-		errbuf_set(err, errlen, "journal %s: fsync failed: %s", j->path, strerror(errno));
+		errbuf_set(err, errlen, "journal '%s': fsync failed: %s", q, strerror(errno));
 		rc = -1;
 	}
 	if (close(j->fd) < 0 && rc == 0) {
-		errbuf_set(err, errlen, "journal %s: close failed: %s", j->path, strerror(errno));
+		errbuf_set(err, errlen, "journal '%s': close failed: %s", q, strerror(errno));
 		rc = -1;
 	}
 	free(j->path);

@@ -4,12 +4,19 @@
  *
  * On disk every record is a frame, all integers little-endian:
  *   u32 magic "ERGJ" | u16 type | u16 payload length | payload | u32 CRC32
- * where the CRC32 (IEEE) covers type, length and payload. Opening for append
- * never rewrites a valid record: it only cuts a torn last record (a tail
- * shorter than one frame that holds no valid record), which is what a kill -9
- * or a power cut in the middle of a write leaves. An unreadable stretch in
- * the middle is skipped by scanning for the next valid frame and reported,
- * never trusted. */
+ * where the CRC32 (IEEE) covers type, length and payload.
+ *
+ * What a reader makes of the bytes:
+ * - valid: the checksum matches and every field is possible;
+ * - torn: the file ends inside its last frame (a prefix of a frame, or
+ *   fewer bytes than the smallest record), which is what a kill -9 or a
+ *   power cut in the middle of a write leaves. Ignored when reading, and the
+ *   only thing journal_open ever cuts;
+ * - damaged: everything else that is not valid: frames that fail their
+ *   checksum, unreadable stretches (skipped by scanning for the next valid
+ *   frame), records whose checksum matches but whose fields are impossible
+ *   (NaN, infinite or negative lengths and energies). Reported with their
+ *   offsets, never trusted, never cut. */
 #ifndef ERG_JOURNAL_H
 #define ERG_JOURNAL_H
 
@@ -24,6 +31,7 @@
 #define JOURNAL_RUN_PAYLOAD_MIN 66
 #define JOURNAL_FRAME_OVERHEAD 12
 #define JOURNAL_MAX_FRAME (JOURNAL_FRAME_OVERHEAD + JOURNAL_RUN_PAYLOAD_MIN + JOURNAL_PATH_MAX)
+#define JOURNAL_MIN_FRAME (JOURNAL_FRAME_OVERHEAD + JOURNAL_RUN_PAYLOAD_MIN)
 
 enum journal_supply_kind { JOURNAL_SUPPLY_CONSTANT = 0, JOURNAL_SUPPLY_TRACE = 1 };
 enum journal_record_type { JOURNAL_RUN = 1, JOURNAL_SLOT = 2 };
@@ -63,17 +71,28 @@ struct journal_record {
 /* What a scan of the file found. */
 struct journal_scan {
 	uint64_t file_bytes;
-	uint64_t good_end;		/* end of the last valid record */
+	uint64_t good_end;		/* end of the last whole record (valid or impossible) */
 	uint64_t runs, slots;		/* valid records */
 	uint64_t corrupt_regions;	/* unreadable stretches followed by valid records */
 	uint64_t corrupt_bytes;
 	uint64_t corrupt_at[JOURNAL_MAX_BAD];	/* offsets of the first few */
-	uint64_t tail_bytes;		/* unreadable bytes after the last valid record */
-	bool torn_tail;			/* the tail is at most one torn record */
+	uint64_t bad_frames;		/* frame headers in unreadable bytes: damaged records */
+	uint64_t bad_frame_at[JOURNAL_MAX_BAD];
+	uint64_t invalid_records;	/* checksum valid, fields impossible */
+	uint64_t invalid_at[JOURNAL_MAX_BAD];
+	uint64_t tail_bytes;		/* unreadable bytes after the last whole record */
+	bool torn_tail;			/* the tail is a torn last record */
 	uint64_t missing_slots;		/* gaps in the slot indexes */
 	uint64_t unordered_slots;	/* slot indexes that went backwards */
 	uint64_t last_slot;		/* index of the last valid slot (if slots > 0) */
 };
+
+/* Whether the scan found damage (anything but a torn last record). */
+bool journal_damaged(const struct journal_scan *scan);
+/* One line describing the damage ("3 damaged records at offsets 834 918
+ * 1002 (252 unreadable bytes at the end, from offset 834); ..."), or "" if
+ * none. snprintf semantics. */
+int journal_describe_damage(const struct journal_scan *scan, char *buf, size_t len);
 
 /* Called for each valid record in file order; a nonzero return stops the
  * scan and is returned by journal_read / makes journal_open fail. */
@@ -95,9 +114,12 @@ int journal_read(const char *path, journal_visit_fn visit, void *ctx,
 struct journal;
 
 /* Open (creating it if missing) for appending: takes an exclusive lock,
- * replays the existing records through visit, and cuts a torn last record.
- * Refuses a file that is not an erg journal or ends in more unreadable bytes
- * than one record. fsync_each: journal_sync() calls fdatasync. */
+ * replays the existing records through visit, and cuts a torn last record
+ * (nothing else, ever). Refuses a file that is not a regular file, not an
+ * erg journal, or that ends in unreadable bytes that are not a torn record
+ * (damaged records at the end: the message says how to keep the valid
+ * part). Damage followed by valid records stays where it is and is reported
+ * in *scan. fsync_each: journal_sync() calls fdatasync. */
 struct journal *journal_open(const char *path, bool fsync_each,
 			     journal_visit_fn visit, void *ctx,
 			     struct journal_scan *scan, char *err, size_t errlen);

@@ -1,5 +1,7 @@
 /* The ledger journal: checksums, roundtrip, torn tail, corruption in the
- * middle, append after reopen, refusal to touch what is not a journal. */
+ * middle, damage at the end that is not a torn write, impossible values
+ * under a valid checksum, append after reopen, refusal to touch what is not
+ * a journal or not a regular file. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -10,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "journal.h"
@@ -260,20 +264,149 @@ static void test_torn_tail_dropped_on_reopen(void **state)
 	assert_int_equal(scan.missing_slots, 0);
 }
 
-static void test_zero_filled_tail_is_torn(void **state)
+static void test_zero_filled_tail(void **state)
 {
 	struct fixture *f = *state;
 	struct journal_scan scan;
 	char err[512] = "";
 	uint8_t zeros[SLOT_FRAME] = { 0 };
 
-	/* A power cut can leave the file longer with zeros in the last block. */
+	/* A power cut can leave the file longer with zeros in the last block:
+	 * fewer than one record's bytes is a torn write. */
 	write_journal(f->path, 0, 3);
-	append_bytes(f->path, zeros, sizeof(zeros));
+	long good = file_size(f->path);
+	append_bytes(f->path, zeros, 40);
 	assert_int_equal(journal_read(f->path, NULL, NULL, &scan, err, sizeof(err)), 0);
 	assert_int_equal(scan.slots, 3);
 	assert_true(scan.torn_tail);
+	assert_false(journal_damaged(&scan));
+	assert_int_equal(scan.tail_bytes, 40);
+
+	/* A whole record's worth of zeros is not a write cut short: damage. */
+	assert_int_equal(truncate(f->path, good), 0);
+	append_bytes(f->path, zeros, sizeof(zeros));
+	assert_int_equal(journal_read(f->path, NULL, NULL, &scan, err, sizeof(err)), 0);
+	assert_false(scan.torn_tail);
+	assert_true(journal_damaged(&scan));
 	assert_int_equal(scan.tail_bytes, SLOT_FRAME);
+}
+
+/* The fault run's case: one bit flipped in each of the last 3 slot records.
+ * 252 bytes that were 3 whole records are damage, reported record by
+ * record; opening for append refuses and changes nothing. */
+static void test_damaged_last_records_are_not_torn(void **state)
+{
+	struct fixture *f = *state;
+	struct collected c = { 0 };
+	struct journal_scan scan;
+	char err[1024] = "", text[600];
+	long run_len = JOURNAL_FRAME_OVERHEAD + JOURNAL_RUN_PAYLOAD_MIN;
+	long len_before, len_after;
+
+	write_journal(f->path, 0, 10);
+	for (int i = 7; i < 10; i++)
+		patch_byte(f->path, run_len + i * SLOT_FRAME + 8 + 40, 0x01);
+	char *before = slurp(f->path, &len_before);
+
+	assert_int_equal(journal_read(f->path, collect, &c, &scan, err, sizeof(err)), 0);
+	assert_int_equal(c.slots, 7);
+	assert_false(scan.torn_tail);
+	assert_true(journal_damaged(&scan));
+	assert_int_equal(scan.tail_bytes, 3 * SLOT_FRAME);
+	assert_int_equal(scan.good_end, run_len + 7 * SLOT_FRAME);
+	assert_int_equal(scan.bad_frames, 3);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(scan.bad_frame_at[i], run_len + (7 + i) * SLOT_FRAME);
+	journal_describe_damage(&scan, text, sizeof(text));
+	assert_non_null(strstr(text, "3 damaged record(s)"));
+	assert_non_null(strstr(text, "666 750 834"));
+
+	assert_null(journal_open(f->path, true, NULL, NULL, &scan, err, sizeof(err)));
+	assert_non_null(strstr(err, "not a torn write"));
+	assert_non_null(strstr(err, "nothing was changed"));
+	char *after = slurp(f->path, &len_after);
+	assert_int_equal(len_after, len_before);
+	assert_memory_equal(before, after, len_before);
+	free(before);
+	free(after);
+}
+
+static void write_records(const char *path, struct journal_record *recs, int n)
+{
+	struct journal_scan scan;
+	char err[512] = "";
+	struct journal *j = journal_open(path, false, NULL, NULL, &scan, err, sizeof(err));
+
+	assert_non_null(j);
+	for (int i = 0; i < n; i++)
+		assert_int_equal(journal_append(j, &recs[i], err, sizeof(err)), 0);
+	assert_int_equal(journal_close(j, err, sizeof(err)), 0);
+}
+
+/* A matching checksum does not make NaN, infinite or negative fields
+ * possible: such records are damage, skipped, with their offsets. */
+static void test_impossible_values_are_damage(void **state)
+{
+	struct fixture *f = *state;
+	struct collected c = { 0 };
+	struct journal_scan scan;
+	char err[512] = "";
+	struct journal_record recs[6] = { run_rec(0, NULL), slot_rec(0), slot_rec(1), slot_rec(2),
+					  run_rec(3, NULL), slot_rec(3) };
+	long run_len = JOURNAL_FRAME_OVERHEAD + JOURNAL_RUN_PAYLOAD_MIN;
+
+	recs[2].slot.duration_s = -1;
+	recs[3].slot.out.demand = INFINITY;
+	recs[4].run.slot_s = NAN;
+	write_records(f->path, recs, 6);
+	assert_int_equal(journal_read(f->path, collect, &c, &scan, err, sizeof(err)), 0);
+	assert_int_equal(c.runs, 1);
+	assert_int_equal(c.slots, 2);
+	assert_int_equal(scan.invalid_records, 3);
+	assert_int_equal(scan.invalid_at[0], run_len + SLOT_FRAME);
+	assert_int_equal(scan.invalid_at[2], run_len + 3 * SLOT_FRAME);
+	assert_true(journal_damaged(&scan));
+	assert_false(scan.torn_tail);
+
+	/* Negative slot length alone, in the only run record. */
+	unlink(f->path);
+	struct journal_record neg = run_rec(0, NULL);
+	neg.run.slot_s = -1;
+	write_records(f->path, &neg, 1);
+	assert_int_equal(journal_read(f->path, NULL, NULL, &scan, err, sizeof(err)), 0);
+	assert_int_equal(scan.invalid_records, 1);
+	assert_true(journal_damaged(&scan));
+}
+
+/* Journals are regular files: a FIFO, a device or a directory is refused
+ * at once by kind, and a FIFO with no writer does not block the reader. */
+static void test_special_files_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct journal_scan scan;
+	char err[512] = "";
+	pid_t child;
+	int status;
+
+	assert_int_equal(journal_read("/dev/zero", NULL, NULL, &scan, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "a character device, not a regular file"));
+	assert_int_equal(journal_read(f->dir, NULL, NULL, &scan, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "a directory"));
+	assert_null(journal_open(f->dir, false, NULL, NULL, &scan, err, sizeof(err)));
+	assert_non_null(strstr(err, "a directory"));
+
+	assert_int_equal(mkfifo(f->path, 0600), 0);
+	child = fork();
+	assert_true(child >= 0);
+	if (child == 0) {
+		alarm(10);	/* a blocked open fails the test instead of hanging it */
+		int rc = journal_read(f->path, NULL, NULL, &scan, err, sizeof(err));
+		_exit(rc == -1 && strstr(err, "a FIFO") ? 0 : 1);
+	}
+	assert_int_equal(waitpid(child, &status, 0), child);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_null(journal_open(f->path, false, NULL, NULL, &scan, err, sizeof(err)));
+	assert_non_null(strstr(err, "a FIFO"));
 }
 
 static void test_corrupt_middle_record_detected(void **state)
@@ -441,7 +574,10 @@ int main(void)
 		cmocka_unit_test(test_crc32_known_values),
 		cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_torn_tail_dropped_on_reopen, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_zero_filled_tail_is_torn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_zero_filled_tail, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_damaged_last_records_are_not_torn, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_impossible_values_are_damage, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_special_files_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_middle_record_detected, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_corrupt_length_field_resyncs, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_append_after_reopen_keeps_history, setup, teardown),
