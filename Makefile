@@ -58,7 +58,7 @@ all: check-deps $(OUT)/erg $(FIXT_BINS) $(EXTRA_BINS)
 
 # Debian 12 packages erg builds and tests with; `make deps` installs them.
 DEB_PKGS := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config \
-            liburing-dev libcjson-dev libinih-dev libcmocka-dev \
+            liburing-dev libcjson-dev libinih-dev libcmocka-dev node-llhttp \
             make gcc python3 util-linux git curl
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (it calls apt-get install)"; exit 2; fi
@@ -78,7 +78,7 @@ check-deps:
 	need curl curl; need git git; need python3 python3; \
 	hdr bpf/libbpf.h libbpf-dev; hdr gelf.h libelf-dev; hdr zlib.h zlib1g-dev; \
 	hdr liburing.h liburing-dev; hdr cjson/cJSON.h libcjson-dev; hdr ini.h libinih-dev; \
-	hdr cmocka.h libcmocka-dev; \
+	hdr cmocka.h libcmocka-dev; [ -e /usr/share/include/llhttp/llhttp.h ] || missing="$$missing node-llhttp"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && [ "$(AUTO_DEPS)" = 1 ]; then \
 	  echo "erg: installing missing Debian package(s):$$missing (make deps)"; \
 	  $(MAKE) --no-print-directory deps || exit 2; \

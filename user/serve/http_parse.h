@@ -6,7 +6,9 @@
  * two points of each message, so the caller can act there: after the head
  * (status line / request line and headers) and after the whole message.
  * Pipelined messages: after HTTP_PARSE_MSG_DONE call http_parse_next() and
- * feed the bytes that were not consumed.
+ * feed the bytes that were not consumed. After HTTP_PARSE_HEAD_DONE feed
+ * again even with no bytes left (len 0): a message without a body ends
+ * there, with HTTP_PARSE_MSG_DONE.
  *
  * Rejected (HTTP_PARSE_ERR, with the status to answer and a reason):
  *   400 malformed request line or header, obs-fold (a header line starting
