@@ -1,12 +1,15 @@
 /* Supply traces (THEORY §3): piecewise-linear watts over one period,
  * repeated. Integrals come from a cumulative table, so a slot's joules cost
  * two binary searches however long the run. */
-#include <errno.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cli.h"
+#include "errbuf.h"
 #include "supply_trace.h"
+#include "textfile.h"
 
 struct supply_trace {
 	int n;			/* breakpoints covering [0, period], first at 0, last at period */
@@ -15,35 +18,59 @@ struct supply_trace {
 	double period;
 };
 
-/* Parse "A,B" (spaces allowed) into two finite doubles; 0 on success. */
-static int parse_row(const char *line, double *a, double *b)
+/* Cut the blanks around a field, in place. */
+static char *trim(char *s)
+{
+	char *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	e = s + strlen(s);
+	while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+		*--e = '\0';
+	return s;
+}
+
+/* A field strtod reads a number from at all ("nan" and "inf" included):
+ * only a first row without one is a header. */
+static bool numeric(const char *s)
 {
 	char *end;
 
-	errno = 0;
-	*a = strtod(line, &end);
-	if (end == line || errno)
-		return -1;
-	while (*end == ' ' || *end == '\t')
-		end++;
-	if (*end != ',')
-		return -1;
-	line = end + 1;
-	*b = strtod(line, &end);
-	if (end == line || errno)
-		return -1;
-	while (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n')
-		end++;
-	if (*end && *end != '#')
-		return -1;
-	return isfinite(*a) && isfinite(*b) ? 0 : -1;
+	strtod(s, &end);
+	return end != s;
 }
 
-static int has_letter(const char *s)
+/* Split "seconds,watts" (blanks allowed, '#' starts a comment) and check
+ * both numbers: finite, whole field, in range. 0, 1 for a header (first row
+ * only, not numeric at all), -1 with the message in err. */
+static int parse_row(char *line, const char *where, bool first, double *t, double *w,
+		     char *err, size_t errlen)
 {
-	for (; *s; s++)
-		if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z'))
-			return 1;
+	char opt[TEXTFILE_QUOTED_MAX + 40], q[80];
+	char *comma, *sec, *watts;
+
+	line[strcspn(line, "#")] = '\0';
+	comma = strchr(line, ',');
+	if (comma)
+		*comma = '\0';
+	sec = trim(line);
+	watts = comma ? trim(comma + 1) : NULL;
+	if (first && !numeric(sec) && (!watts || !numeric(watts)))
+		return 1;
+	if (!watts || strchr(watts, ',')) {
+		if (comma)
+			*comma = ',';
+		errbuf_set(err, errlen, "%s: expected a 'seconds,watts' row, got '%s'", where,
+			   cli_quote(line, q, sizeof(q)));
+		return -1;
+	}
+	snprintf(opt, sizeof(opt), "%s: seconds", where);
+	if (cli_double(opt, sec, 0, SUPPLY_TRACE_MAX_SECONDS, "seconds", t, err, errlen))
+		return -1;
+	snprintf(opt, sizeof(opt), "%s: watts", where);
+	if (cli_double(opt, watts, 0, SUPPLY_TRACE_MAX_WATTS, "watts", w, err, errlen))
+		return -1;
 	return 0;
 }
 
@@ -67,75 +94,73 @@ static int push(struct supply_trace *tr, int *cap, double t, double w)
 	return 0;
 }
 
-struct supply_trace *supply_trace_load(const char *path, char *err, size_t errlen)
+/* The rows of the file, checked, into tr. 0, or -1 with the message in err. */
+static int read_rows(struct textfile *tf, struct supply_trace *tr, int *cap, char *err, size_t errlen)
 {
-	FILE *f = fopen(path, "r");
-	struct supply_trace *tr = NULL;
-	char *line = NULL;
-	size_t len = 0;
-	int lineno = 0, cap = 0, seen_data = 0;
+	char where[TEXTFILE_QUOTED_MAX + 16];
+	bool first = true;
+	char *line;
 
-	if (!f) {
-		snprintf(err, errlen, "%s:0: cannot open supply trace: %s", path, strerror(errno));
-		return NULL;
-	}
-	tr = calloc(1, sizeof(*tr));
-	if (!tr)
-		goto oom;
-	while (getline(&line, &len, f) != -1) {
+	while ((line = textfile_next_line(tf))) {
 		double t, w;
 		char *p = line;
+		int rc;
 
-		lineno++;
 		while (*p == ' ' || *p == '\t')
 			p++;
-		if (*p == '#' || *p == '\n' || *p == '\r' || *p == '\0')
+		if (*p == '#' || *p == '\0')
 			continue;
-		p[strcspn(p, "\r\n")] = '\0';
-		if (parse_row(p, &t, &w) != 0) {
-			if (!seen_data && has_letter(p)) {
-				seen_data = 1;	/* a header line, once, before any row */
-				continue;
-			}
-			snprintf(err, errlen, "%s:%d: expected 'seconds,watts' with two numbers, got '%.40s'",
-				 path, lineno, p);
-			goto fail;
+		snprintf(where, sizeof(where), "%s:%d", tf->name, tf->lineno);
+		rc = parse_row(p, where, first, &t, &w, err, errlen);
+		first = false;
+		if (rc == 1)
+			continue;	/* the header */
+		if (rc < 0)
+			return -1;
+		/* a step under a nanosecond would make the period denormal */
+		if (tr->n && !(t - tr->t[tr->n - 1] >= 1e-9)) {
+			errbuf_set(err, errlen, "%s: seconds must increase, by at least 1e-9 (got %g after %g)",
+				   where, t, tr->t[tr->n - 1]);
+			return -1;
 		}
-		seen_data = 1;
-		if (w < 0.0) {
-			snprintf(err, errlen, "%s:%d: watts must not be negative (got %g)", path, lineno, w);
-			goto fail;
+		if (push(tr, cap, t, w)) {
+			errbuf_set(err, errlen, "%s: out of memory", where);
+			return -1;
 		}
-		if (t < 0.0) {
-			snprintf(err, errlen, "%s:%d: seconds must not be negative (got %g)", path, lineno, t);
-			goto fail;
-		}
-		if (tr->n && t <= tr->t[tr->n - 1]) {
-			snprintf(err, errlen, "%s:%d: seconds must increase (got %g after %g)",
-				 path, lineno, t, tr->t[tr->n - 1]);
-			goto fail;
-		}
-		if (push(tr, &cap, t, w))
-			goto oom;
-	}
-	if (ferror(f)) {
-		snprintf(err, errlen, "%s:%d: read error: %s", path, lineno, strerror(errno));
-		goto fail;
 	}
 	if (tr->n == 0) {
-		snprintf(err, errlen, "%s:%d: no 'seconds,watts' rows in the trace", path, lineno);
-		goto fail;
+		errbuf_set(err, errlen, "%s:%d: no 'seconds,watts' rows in the trace", tf->name, tf->lineno);
+		return -1;
 	}
-	fclose(f);
-	free(line);
-	f = NULL;
-	line = NULL;
+	return 0;
+}
+
+struct supply_trace *supply_trace_load(const char *path, char *err, size_t errlen)
+{
+	struct supply_trace *tr = NULL;
+	struct textfile tf;
+	int cap = 0;
+
+	if (textfile_load(&tf, path, "supply trace", TEXTFILE_MAX_TRACE, err, errlen))
+		return NULL;
+	tr = calloc(1, sizeof(*tr));
+	if (!tr) {
+		errbuf_set(err, errlen, "supply trace '%s': out of memory", tf.name);
+		textfile_free(&tf);
+		return NULL;
+	}
+	if (read_rows(&tf, tr, &cap, err, errlen)) {
+		textfile_free(&tf);
+		supply_trace_free(tr);
+		return NULL;
+	}
+	textfile_free(&tf);
 
 	/* Close the period: one row is a constant; otherwise the period is the
 	 * last time plus the last step and the trace wraps to its first row. */
 	double period, w_first = tr->w[0];
 	if (tr->n == 1) {
-		period = tr->t[0] > 0.0 ? tr->t[0] : 1.0;
+		period = tr->t[0] >= 1e-9 ? tr->t[0] : 1.0;	/* a constant: any period serves */
 		double w = tr->w[0];
 		tr->n = 0;
 		if (push(tr, &cap, 0.0, w) || push(tr, &cap, period, w))
@@ -166,11 +191,7 @@ struct supply_trace *supply_trace_load(const char *path, char *err, size_t errle
 		tr->cum[i] = tr->cum[i - 1] + 0.5 * (tr->w[i] + tr->w[i - 1]) * (tr->t[i] - tr->t[i - 1]);
 	return tr;
 oom:
-	snprintf(err, errlen, "%s:%d: out of memory", path, lineno);
-fail:
-	if (f)
-		fclose(f);
-	free(line);
+	errbuf_set(err, errlen, "supply trace '%s': out of memory", tf.name);
 	supply_trace_free(tr);
 	return NULL;
 }

@@ -9,8 +9,10 @@
 #include <sys/vfs.h>
 #include <ini.h>
 #include "cli.h"
+#include "errbuf.h"
 #include "targets.h"
 #include "procfs.h"
+#include "textfile.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
@@ -182,135 +184,130 @@ int target_add(struct target_set *set, enum target_kind kind, const char *spec,
 
 struct config_ctx {
 	struct target_set *set;
-	const char *path;
+	const char *name;	/* the file's path, escaped for messages */
 	const char *proc_root;
 	char *err;
 	size_t errlen;
 	int failed;
-	FILE *file;
-	int lineno;	/* line being parsed: inih calls the handler per line read */
+	int lineno;	/* line being parsed (textfile_ini_parse keeps it) */
 };
 
-/* Debian's inih does not pass line numbers to the handler; count them here. */
-static char *config_reader(char *buf, int size, void *stream)
+static int config_number(struct config_ctx *ctx, const char *key, const char *value, double *out)
 {
-	struct config_ctx *ctx = stream;
-	char *line = fgets(buf, size, ctx->file);
+	char opt[TEXTFILE_QUOTED_MAX + 64];
 
-	if (line)
-		ctx->lineno++;
-	return line;
+	/* The command line's range: --idle-watts and --watts-per-core. */
+	snprintf(opt, sizeof(opt), "%s:%d: [power] %s", ctx->name, ctx->lineno, key);
+	return cli_double_above(opt, value, 0, ENERGY_MAX_WATTS, "watts", out, ctx->err, ctx->errlen);
 }
 
-static int config_number(struct config_ctx *ctx, int lineno, const char *key, const char *value, double *out)
+static int config_power(struct config_ctx *ctx, const char *name, const char *value)
 {
-	char *end;
-	double v = strtod(value, &end);
+	char q[80];
 
-	if (end == value || *end || v < 0 || v != v) {
-		snprintf(ctx->err, ctx->errlen, "%s:%d: [power] %s = '%s': expected a number >= 0",
-			 ctx->path, lineno, key, value);
+	if (!strcmp(name, "source")) {
+		ctx->set->have_source = true;
+		if (energy_choice_parse(value, &ctx->set->source))
+			return 0;
+		errbuf_set(ctx->err, ctx->errlen, "%s:%d: [power] source = '%s': expected auto, rapl, hwmon or model",
+			   ctx->name, ctx->lineno, cli_quote(value, q, sizeof(q)));
 		return -1;
 	}
-	*out = v;
-	return 0;
+	if (!strcmp(name, "idle_watts"))
+		return config_number(ctx, name, value, &ctx->set->power.idle_watts);
+	if (!strcmp(name, "watts_per_busy_core"))
+		return config_number(ctx, name, value, &ctx->set->power.watts_per_busy_core);
+	errbuf_set(ctx->err, ctx->errlen, "%s:%d: [power] unknown key '%s' (known: source, idle_watts, watts_per_busy_core)",
+		   ctx->name, ctx->lineno, cli_quote(name, q, sizeof(q)));
+	return -1;
+}
+
+static int config_model(struct config_ctx *ctx, const char *model, const char *name, const char *value)
+{
+	enum target_kind kind;
+	char line_err[512], q[80], *copy, *tok, *save = NULL;
+	int rc = 0;
+
+	while (*model == ' ')
+		model++;
+	if (!strcmp(name, "pid") || !strcmp(name, "pids"))
+		kind = TARGET_PID;
+	else if (!strcmp(name, "comm") || !strcmp(name, "comms"))
+		kind = TARGET_COMM;
+	else if (!strcmp(name, "cgroup") || !strcmp(name, "cgroups"))
+		kind = TARGET_CGROUP;
+	else {
+		errbuf_set(ctx->err, ctx->errlen, "%s:%d: [model %s] unknown key '%s' (known: pid, comm, cgroup)",
+			   ctx->name, ctx->lineno, cli_quote(model, line_err, sizeof(line_err)),
+			   cli_quote(name, q, sizeof(q)));
+		return -1;
+	}
+	copy = strdup(value);	/* a value may be as long as the file */
+	if (!copy) {
+		errbuf_set(ctx->err, ctx->errlen, "%s:%d: out of memory", ctx->name, ctx->lineno);
+		return -1;
+	}
+	for (tok = strtok_r(copy, " \t,", &save); tok && !rc; tok = strtok_r(NULL, " \t,", &save)) {
+		char spec[TARGET_PATH_LEN + TARGET_MODEL_LEN + 2];
+
+		if (snprintf(spec, sizeof(spec), "%s=%s", tok, model) >= (int)sizeof(spec)) {
+			errbuf_set(ctx->err, ctx->errlen, "%s:%d: [model %.*s] %s '%s': longer than %d characters",
+				   ctx->name, ctx->lineno, TARGET_MODEL_LEN, model, name,
+				   cli_quote(tok, q, sizeof(q)), TARGET_PATH_LEN - 1);
+			rc = -1;
+		} else if (target_add(ctx->set, kind, spec, ctx->proc_root, line_err, sizeof(line_err))) {
+			errbuf_set(ctx->err, ctx->errlen, "%s:%d: %s", ctx->name, ctx->lineno, line_err);
+			rc = -1;
+		}
+	}
+	free(copy);
+	return rc;
 }
 
 static int config_handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct config_ctx *ctx = user;
-	int lineno = ctx->lineno;
-	char line_err[512];
+	char q[80];
+	int rc;
 
 	if (ctx->failed)
 		return 0;
 	if (!strcmp(section, "power")) {
-		int rc = 0;
-
-		if (!strcmp(name, "source")) {
-			if (!energy_choice_parse(value, &ctx->set->source)) {
-				snprintf(ctx->err, ctx->errlen, "%s:%d: [power] source = '%s': expected auto, rapl, hwmon or model",
-					 ctx->path, lineno, value);
-				rc = -1;
-			}
-			ctx->set->have_source = true;
-		} else if (!strcmp(name, "idle_watts")) {
-			rc = config_number(ctx, lineno, name, value, &ctx->set->power.idle_watts);
-		} else if (!strcmp(name, "watts_per_busy_core")) {
-			rc = config_number(ctx, lineno, name, value, &ctx->set->power.watts_per_busy_core);
-		} else {
-			snprintf(ctx->err, ctx->errlen, "%s:%d: [power] unknown key '%s' (known: source, idle_watts, watts_per_busy_core)",
-				 ctx->path, lineno, name);
-			rc = -1;
-		}
-		if (rc) {
-			ctx->failed = lineno;
-			return 0;
-		}
-		return 1;
+		rc = config_power(ctx, name, value);
+	} else if (!strncmp(section, "model ", 6)) {
+		rc = config_model(ctx, section + 6, name, value);
+	} else {
+		errbuf_set(ctx->err, ctx->errlen, "%s:%d: unknown section [%s] (expected [power] or [model NAME])",
+			   ctx->name, ctx->lineno, cli_quote(section, q, sizeof(q)));
+		rc = -1;
 	}
-	if (!strncmp(section, "model ", 6)) {
-		const char *model = section + 6;
-		enum target_kind kind;
-		char copy[1024], *tok, *save = NULL;
-
-		while (*model == ' ')
-			model++;
-		if (!strcmp(name, "pid") || !strcmp(name, "pids"))
-			kind = TARGET_PID;
-		else if (!strcmp(name, "comm") || !strcmp(name, "comms"))
-			kind = TARGET_COMM;
-		else if (!strcmp(name, "cgroup") || !strcmp(name, "cgroups"))
-			kind = TARGET_CGROUP;
-		else {
-			snprintf(ctx->err, ctx->errlen, "%s:%d: [model %s] unknown key '%s' (known: pid, comm, cgroup)",
-				 ctx->path, lineno, model, name);
-			ctx->failed = lineno;
-			return 0;
-		}
-		snprintf(copy, sizeof(copy), "%s", value);
-		for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
-			char spec[TARGET_PATH_LEN + TARGET_MODEL_LEN + 2];
-
-			snprintf(spec, sizeof(spec), "%s=%s", tok, model);
-			if (target_add(ctx->set, kind, spec, ctx->proc_root, line_err, sizeof(line_err))) {
-				snprintf(ctx->err, ctx->errlen, "%s:%d: %s", ctx->path, lineno, line_err);
-				ctx->failed = lineno;
-				return 0;
-			}
-		}
-		return 1;
+	if (rc) {
+		ctx->failed = ctx->lineno;
+		return 0;
 	}
-	snprintf(ctx->err, ctx->errlen, "%s:%d: unknown section [%s] (expected [power] or [model NAME])",
-		 ctx->path, lineno, section);
-	ctx->failed = lineno;
-	return 0;
+	return 1;
 }
 
 int targets_load_config(struct target_set *set, const char *path, const char *proc_root,
 			char *err, size_t errlen)
 {
-	struct config_ctx ctx = { set, path, proc_root, err, errlen, 0, NULL, 0 };
+	struct config_ctx ctx = { .set = set, .proc_root = proc_root, .err = err, .errlen = errlen };
+	struct textfile tf;
 	int rc;
 
-	ctx.file = fopen(path, "r");
-	if (!ctx.file) {
-		snprintf(err, errlen, "%s: cannot open config file: %s", path, strerror(errno));
+	/* Regular files only, bounded: a directory, FIFO or /dev/zero is an
+	 * error at once, never an empty config or a hang. */
+	if (textfile_load(&tf, path, "config file", TEXTFILE_MAX_CONFIG, err, errlen))
 		return -1;
-	}
-	rc = ini_parse_stream(config_reader, &ctx, config_handler, &ctx);
-	fclose(ctx.file);
-	if (ctx.failed)
-		return -1;
-	if (rc > 0) {
-		snprintf(err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path, rc);
-		return -1;
-	}
-	if (rc < 0) {
-		snprintf(err, errlen, "%s: cannot parse config file (out of memory)", path);
-		return -1;
-	}
-	return 0;
+	ctx.name = tf.name;
+	rc = textfile_ini_parse(&tf, config_handler, &ctx, &ctx.lineno);
+	if (!ctx.failed && rc > 0)
+		errbuf_set(err, errlen, "%s:%d: syntax error (expected [section] or key = value; comments start with ';' or '#')",
+			   tf.name, rc);
+	else if (!ctx.failed && rc < 0)
+		errbuf_set(err, errlen, "%s: cannot parse config file (out of memory)", tf.name);
+	textfile_free(&tf);
+	return ctx.failed || rc ? -1 : 0;
 }
 
 size_t targets_models(const struct target_set *set, const char **names, size_t max_names,

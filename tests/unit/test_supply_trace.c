@@ -9,7 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sys/stat.h>
 #include "supply_trace.h"
+#include "textfile.h"
 
 #define CLOSE(a, b, tol) assert_true(fabs((a) - (b)) <= (tol))
 
@@ -111,14 +113,92 @@ static void test_errors(void **state)
 {
 	(void)state;
 	expect_error("order.csv", "0,1\n10,2\n5,3\n", "3", "increase");
-	expect_error("neg.csv", "seconds,watts\n0,1\n10,-2\n", "3", "negative");
-	expect_error("junk.csv", "0,1\n10,abc\n", "2", "seconds,watts");
-	expect_error("header2.csv", "0,1\nseconds,watts\n", "2", "seconds,watts");
+	expect_error("neg.csv", "seconds,watts\n0,1\n10,-2\n", "3", "watts '-2': expected watts, a finite number from 0 to 1e+12");
+	expect_error("junk.csv", "0,1\n10,abc\n", "2", "watts 'abc'");
+	expect_error("header2.csv", "0,1\nseconds,watts\n", "2", "seconds 'seconds'");
 	expect_error("empty.csv", "# nothing\n", "1", "no 'seconds,watts' rows");
 	expect_error("three.csv", "0,1,2\n", "1", "seconds,watts");
+	expect_error("one.csv", "0\n", "1", "seconds,watts");
 	char err[256];
 	assert_null(supply_trace_load("/nonexistent/trace.csv", err, sizeof(err)));
 	assert_non_null(strstr(err, "/nonexistent/trace.csv"));
+}
+
+/* Only a first row with no number at all is a header: "0,nan" and "0,inf"
+ * are errors naming the line, not a header skipped (the fault run got a
+ * constant from the rows after them). */
+static void test_non_finite_and_range(void **state)
+{
+	(void)state;
+	expect_error("nan1.csv", "0,nan\n10,5\n", "1", "watts 'nan'");
+	expect_error("inf1.csv", "0,inf\n10,5\n", "1", "watts 'inf'");
+	expect_error("nansec.csv", "nan,5\n10,5\n", "1", "seconds 'nan'");
+	expect_error("inf3.csv", "seconds,watts\n0,5\n10,-inf\n", "3", "watts '-inf'");
+	expect_error("infinity.csv", "0,5\n10,INFINITY\n", "2", "watts 'INFINITY'");
+	/* huge: a range error with the range, not 1e308 W booked as 0 */
+	expect_error("huge.csv", "0,1e308\n", "1", "from 0 to 1e+12");
+	expect_error("huge2.csv", "0,1e999\n", "1", "watts '1e999'");
+	expect_error("late.csv", "1e10,5\n", "1", "seconds '1e10'");
+	expect_error("tiny.csv", "0,5\n5e-324,5\n", "2", "at least 1e-9");
+
+	/* every finite number in range parses: denormals, exponents, blanks */
+	char err[256];
+	const char *p = write_file("denorm.csv", "seconds , watts\n0,5e-324\n 1.5e1 ,\t1E3 # peak\n");
+	struct supply_trace *t = supply_trace_load(p, err, sizeof(err));
+	if (!t)
+		fail_msg("%s", err);
+	CLOSE(supply_trace_watts(t, 15), 1000, 1e-9);
+	assert_true(supply_trace_watts(t, 0) >= 0);
+	supply_trace_free(t);
+	p = write_file("max.csv", "0,1e12\n");
+	t = supply_trace_load(p, err, sizeof(err));
+	if (!t)
+		fail_msg("%s", err);
+	CLOSE(supply_trace_joules(t, 0, 2), 2e12, 1);
+	supply_trace_free(t);
+}
+
+/* Untrusted files: regular files only, refused at once by kind, a size
+ * cap, escape codes in a name or a row never printed raw. */
+static void test_untrusted_files(void **state)
+{
+	(void)state;
+	char err[512], path[300];
+
+	assert_null(supply_trace_load("/dev/zero", err, sizeof(err)));
+	assert_non_null(strstr(err, "'/dev/zero' is a character device, not a regular file"));
+	assert_null(supply_trace_load(dir, err, sizeof(err)));
+	assert_non_null(strstr(err, "is a directory"));
+	snprintf(path, sizeof(path), "%s/fifo", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(10);	/* a FIFO must not block the reader */
+	assert_null(supply_trace_load(path, err, sizeof(err)));
+	alarm(0);
+	assert_non_null(strstr(err, "is a FIFO"));
+
+	const char *p = write_file("esc\033[31m.csv", "0,\033]0;owned\a\n");
+	assert_null(supply_trace_load(p, err, sizeof(err)));
+	assert_null(strchr(err, '\033'));
+	assert_null(strchr(err, '\a'));
+	assert_non_null(strstr(err, "esc\\x1b[31m.csv:1:"));
+
+	snprintf(path, sizeof(path), "%s/big.csv", dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, TEXTFILE_MAX_TRACE, SEEK_SET), 0);
+	fputc('\n', f);
+	fclose(f);
+	assert_null(supply_trace_load(path, err, sizeof(err)));
+	assert_non_null(strstr(err, "larger than"));
+	unlink(path);
+
+	p = write_file("nul.csv", "0,1\n10,2\0\n");
+	/* fputs stops at the NUL: write it by hand */
+	f = fopen(p, "w");
+	fwrite("0,1\n10\0,2\n", 1, 10, f);
+	fclose(f);
+	assert_null(supply_trace_load(p, err, sizeof(err)));
+	assert_non_null(strstr(err, ":2: a NUL byte"));
 }
 
 int main(void)
@@ -127,6 +207,8 @@ int main(void)
 		cmocka_unit_test(test_interpolation_and_integral),
 		cmocka_unit_test(test_wrap_and_constant),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_non_finite_and_range),
+		cmocka_unit_test(test_untrusted_files),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

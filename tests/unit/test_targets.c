@@ -199,6 +199,98 @@ static void config_errors_name_file_and_line(void **state)
 	targets_free(&set);
 }
 
+/* [power] values obey the command line's range (above 0, at most 1e6 W):
+ * inf, nan and 1e300 are refused with the range, the file and the line. */
+static void config_power_values_in_range(void **state)
+{
+	static const char *const bad[] = { "inf", "1e300", "nan", "-1", "1e7", "0", "12abc" };
+	struct target_set set = { 0 };
+	char err[512], path[300], want[400], text[128];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/power.ini", root);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		for (int k = 0; k < 2; k++) {
+			const char *key = k ? "watts_per_busy_core" : "idle_watts";
+
+			snprintf(text, sizeof(text), "[power]\nsource = model\n%s = %s\n", key, bad[i]);
+			write_file("power.ini", text);
+			assert_int_equal(targets_load_config(&set, path, root, err, sizeof(err)), -1);
+			snprintf(want, sizeof(want), "%s:3: [power] %s", path, key);
+			if (!strstr(err, want) || !strstr(err, "at most 1e+06"))
+				fail_msg("%s = %s: '%s'", key, bad[i], err);
+			targets_free(&set);
+		}
+	}
+	write_file("power.ini", "[power]\nidle_watts = 1e6\nwatts_per_busy_core = 5e-324\n");
+	assert_int_equal(targets_load_config(&set, path, root, err, sizeof(err)), 0);
+	assert_true(set.power.idle_watts == 1e6);
+	targets_free(&set);
+}
+
+/* Lines of any length: a 300-character comment on line 1 is a comment
+ * (the fault run got "syntax error" on line 2), a long value is read
+ * whole, and a real syntax error is named by its own line. */
+static void config_long_lines(void **state)
+{
+	struct target_set set = { 0 };
+	char err[512], path[300], want[400];
+	char *text = malloc(20000);
+	size_t n = 0;
+
+	(void)state;
+	assert_non_null(text);
+	snprintf(path, sizeof(path), "%s/long.ini", root);
+	text[n++] = ';';
+	memset(text + n, 'c', 300);
+	n += 300;
+	n += sprintf(text + n, "\n[model qwen-7b]\npid = 100");
+	memset(text + n, ' ', 5000);		/* a value far over inih's 200 */
+	n += 5000;
+	n += sprintf(text + n, "101\ncomm = vllm\n");
+	write_file("long.ini", text);
+	if (targets_load_config(&set, path, root, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(set.n, 3);
+	assert_int_equal(set.items[1].pid, 101);
+	targets_free(&set);
+
+	n = 0;
+	text[n++] = '#';
+	memset(text + n, 'c', 300);
+	n += 300;
+	sprintf(text + n, "\n[model a]\nno equals sign here\n");
+	write_file("long.ini", text);
+	assert_int_equal(targets_load_config(&set, path, root, err, sizeof(err)), -1);
+	snprintf(want, sizeof(want), "%s:3: syntax error", path);
+	if (!strstr(err, want))
+		fail_msg("want '%s', got '%s'", want, err);
+	targets_free(&set);
+	free(text);
+}
+
+/* --config must be a regular file: a directory is an error, not an empty
+ * config; /dev/zero and a FIFO are refused at once. */
+static void config_special_files(void **state)
+{
+	struct target_set set = { 0 };
+	char err[512], path[300];
+
+	(void)state;
+	assert_int_equal(targets_load_config(&set, root, root, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "is a directory, not a regular file"));
+	assert_int_equal(targets_load_config(&set, "/dev/zero", root, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "is a character device"));
+	snprintf(path, sizeof(path), "%s/fifo.ini", root);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(10);
+	assert_int_equal(targets_load_config(&set, path, root, err, sizeof(err)), -1);
+	alarm(0);
+	assert_non_null(strstr(err, "is a FIFO"));
+	unlink(path);
+	targets_free(&set);
+}
+
 static void procfs_readers(void **state)
 {
 	char comm[32];
@@ -222,6 +314,9 @@ int main(void)
 		cmocka_unit_test(cgroup_must_be_cgroup2),
 		cmocka_unit_test(config_file),
 		cmocka_unit_test(config_errors_name_file_and_line),
+		cmocka_unit_test(config_power_values_in_range),
+		cmocka_unit_test(config_long_lines),
+		cmocka_unit_test(config_special_files),
 		cmocka_unit_test(procfs_readers),
 	};
 	return cmocka_run_group_tests_name("targets", tests, setup, teardown);
