@@ -1,4 +1,5 @@
 /* See cli.h. */
+#include <ctype.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -45,15 +46,24 @@ static const struct option *long_named(const struct cli *c, const char *arg)
 	return NULL;
 }
 
-/* How many long options "--abbrev[=...]" abbreviates (no exact match). */
-static int prefix_matches(const struct cli *c, const char *arg)
+/* "--abbrev[=...]" names no option exactly and abbreviates several.
+ * getopt_long takes the first of them when they share has_arg, flag and val
+ * (--supply for --supply-watts, with --supply-trace there too): refuse. */
+static bool ambiguous(const struct cli *c, const char *arg)
 {
-	size_t n = strcspn(arg + 2, "=");
+	size_t n;
 	int k = 0;
 
-	for (const struct option *o = c->longopts; n && o && o->name; o++)
-		k += !strncmp(o->name, arg + 2, n);
-	return k;
+	if (strncmp(arg, "--", 2))
+		return false;
+	arg += 2;
+	n = strcspn(arg, "=");
+	for (const struct option *o = c->longopts; n && o && o->name; o++) {
+		if (strlen(o->name) == n && !strncmp(o->name, arg, n))
+			return false;
+		k += !strncmp(o->name, arg, n);
+	}
+	return k > 1;
 }
 
 static void set_name(struct cli *c, int val, const char *arg)
@@ -84,20 +94,20 @@ int cli_next(struct cli *c, int argc, char **argv)
 		return -1;
 	/* the argv entry getopt just finished with (a long option is a whole one) */
 	arg = optind >= 1 && optind - 1 < argc ? argv[optind - 1] : "";
-	if (opt != '?' && opt != ':') {
+	if (opt != '?' && opt != ':' && !ambiguous(c, arg)) {
 		set_name(c, opt, arg);
 		return opt;
 	}
 	lo = long_named(c, arg);
-	if (opt == ':' && lo)
+	if (ambiguous(c, arg))
+		fprintf(stderr, "%s: ambiguous option '%s': it abbreviates several options (see %s --help)\n", c->cmd,
+			cli_quote(arg, q, sizeof(q)), c->cmd);
+	else if (opt == ':' && lo)
 		fprintf(stderr, "%s: option '--%s' needs a value (see %s --help)\n", c->cmd, lo->name, c->cmd);
 	else if (opt == ':')
 		fprintf(stderr, "%s: option '-%c' needs a value (see %s --help)\n", c->cmd, optopt, c->cmd);
 	else if (lo && lo->has_arg == no_argument && strchr(arg, '='))
 		fprintf(stderr, "%s: option '--%s' takes no value (see %s --help)\n", c->cmd, lo->name, c->cmd);
-	else if (!strncmp(arg, "--", 2) && prefix_matches(c, arg) > 1)
-		fprintf(stderr, "%s: ambiguous option '%s': it abbreviates several options (see %s --help)\n", c->cmd,
-			cli_quote(arg, q, sizeof(q)), c->cmd);
 	else if (!strncmp(arg, "--", 2))
 		fprintf(stderr, "%s: unknown option '%s' (see %s --help)\n", c->cmd, cli_quote(arg, q, sizeof(q)), c->cmd);
 	else if (optopt > ' ' && optopt < 127)
@@ -157,7 +167,8 @@ static int read_double(const char *s, double *v)
 {
 	char *end;
 
-	if (!s || !*s)
+	/* strtod skips leading blanks; a whole-string value has none */
+	if (!s || !*s || isspace((unsigned char)*s))
 		return -1;
 	errno = 0;
 	*v = strtod(s, &end);
