@@ -1,6 +1,7 @@
 /* INI scenario files for erg sim. libinih does the lexing; this file knows
- * the keys, checks every value and says where a problem is. Line numbers come
- * from our own reader, which counts the lines inih asks for. */
+ * the keys, checks every value and says where a problem is. The file is read
+ * as untrusted input (textfile.h: regular files only, bounded, lines of any
+ * length, exact line numbers); values echoed in messages are escaped. */
 #include <errno.h>
 #include <ini.h>
 #include <math.h>
@@ -9,7 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include "cli.h"
+#include "errbuf.h"
 #include "scenario.h"
+#include "textfile.h"
 
 enum ktype { K_NUM, K_INT, K_SEED, K_WORD, K_LIST, K_PATH };
 
@@ -86,12 +90,10 @@ struct model_extra {
 
 struct parse {
 	struct scenario *sc;
-	const char *path;
-	FILE *f;
+	const char *path;	/* the scenario's path, for traces beside it */
+	const char *name;	/* the same, escaped for messages */
 	int line;		/* line inih is working on */
-	int at_line_start;
-	int long_line;		/* first line over INI_MAX_LINE, 0 if none */
-	char err[512];		/* first error */
+	char err[1024];		/* first error */
 	int err_line;
 	int n_seen;
 	struct seen seen[MAX_SEEN];
@@ -101,55 +103,71 @@ struct parse {
 	char arrivals[32], policy[64], realiser[32];
 };
 
-static char *reader(char *str, int num, void *stream)
+/* Where each section starts, for "missing key" messages: one pass over the
+ * text before inih sees it (section headers are lines "[name]"). */
+static void find_headers(struct parse *ps, const char *data, size_t len)
 {
-	struct parse *ps = stream;
-	char *r = fgets(str, num, ps->f);
+	const char *p = data, *end = data + len;
 
-	if (!r)
-		return NULL;
-	if (ps->at_line_start)
-		ps->line++;
-	size_t len = strlen(str);
-	ps->at_line_start = len > 0 && str[len - 1] == '\n';
-	if (!ps->at_line_start && !feof(ps->f) && !ps->long_line)
-		ps->long_line = ps->line;
-	/* remember where each section starts, for "missing key" messages */
-	const char *p = str;
-	while (*p == ' ' || *p == '\t')
-		p++;
-	if (*p == '[' && ps->n_headers < 64) {
-		struct header *h = &ps->headers[ps->n_headers];
-		size_t n = strcspn(p + 1, "]\r\n");
-		if (n >= sizeof(h->name))
-			n = sizeof(h->name) - 1;
-		memcpy(h->name, p + 1, n);
-		h->name[n] = '\0';
-		/* trim like inih does */
-		while (n && (h->name[n - 1] == ' ' || h->name[n - 1] == '\t'))
-			h->name[--n] = '\0';
-		char *s = h->name;
-		while (*s == ' ' || *s == '\t')
-			s++;
-		memmove(h->name, s, strlen(s) + 1);
-		h->line = ps->line;
-		ps->n_headers++;
+	for (int line = 1; p < end && ps->n_headers < 64; line++) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		const char *eol = nl ? nl : end;
+
+		while (p < eol && (*p == ' ' || *p == '\t'))
+			p++;
+		if (p < eol && *p == '[') {
+			struct header *h = &ps->headers[ps->n_headers++];
+			const char *s = p + 1, *e = s;
+
+			while (e < eol && *e != ']' && *e != '\r')
+				e++;
+			/* trim like inih does */
+			while (s < e && (*s == ' ' || *s == '\t'))
+				s++;
+			while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+				e--;
+			snprintf(h->name, sizeof(h->name), "%.*s", (int)(e - s), s);
+			h->line = line;
+		}
+		p = nl ? nl + 1 : end;
 	}
-	return r;
+}
+
+/* Keep the first error as "FILE:LINE: message". quote: the message echoes
+ * text from the file, so it is escaped (no raw control characters reach the
+ * terminal); off for text that is escaped already. */
+static int vfail(struct parse *ps, int line, bool quote, const char *fmt, va_list ap)
+{
+	char body[sizeof(ps->err)], safe[sizeof(ps->err)];
+
+	if (ps->err[0])
+		return 0;	/* keep the first error */
+	vsnprintf(body, sizeof(body), fmt, ap);
+	errbuf_set(ps->err, sizeof(ps->err), "%s:%d: %s", ps->name, line,
+		   quote ? cli_quote(body, safe, sizeof(safe)) : body);
+	ps->err_line = line;
+	return 0;
 }
 
 __attribute__((format(printf, 3, 4)))
 static int fail(struct parse *ps, int line, const char *fmt, ...)
 {
-	if (ps->err[0])
-		return 0;	/* keep the first error */
-	int n = snprintf(ps->err, sizeof(ps->err), "%s:%d: ", ps->path, line);
 	va_list ap;
+
 	va_start(ap, fmt);
-	if (n >= 0 && (size_t)n < sizeof(ps->err))
-		vsnprintf(ps->err + n, sizeof(ps->err) - n, fmt, ap);
+	vfail(ps, line, true, fmt, ap);
 	va_end(ap);
-	ps->err_line = line;
+	return 0;
+}
+
+__attribute__((format(printf, 3, 4)))
+static int fail_escaped(struct parse *ps, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfail(ps, line, false, fmt, ap);
+	va_end(ap);
 	return 0;
 }
 
@@ -263,26 +281,27 @@ static int check_range(struct parse *ps, const char *section, const struct keyde
 static int parse_list(struct parse *ps, const char *section, const struct keydef *d,
 		      const char *value, double *out, int *n)
 {
-	char buf[INI_MAX_LINE + 1];
-	char *save = NULL;
+	char *buf = strdup(value), *save = NULL;	/* a value may be as long as the file */
+	int ok = 1;
 
-	snprintf(buf, sizeof(buf), "%s", value);
+	if (!buf)
+		return fail(ps, ps->line, "out of memory");
 	*n = 0;
-	for (char *tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
+	for (char *tok = strtok_r(buf, ", \t", &save); tok && ok; tok = strtok_r(NULL, ", \t", &save)) {
 		double v;
 		if (*n == SCEN_MAX_BUDGETS)
-			return fail(ps, ps->line, "key '%s' in [%s]: more than %d values",
-				    d->key, section, SCEN_MAX_BUDGETS);
-		if (parse_number(tok, &v))
-			return fail(ps, ps->line, "key '%s' in [%s]: '%s' is not a number",
-				    d->key, section, tok);
-		if (!check_range(ps, section, d, v))
-			return 0;
-		out[(*n)++] = v;
+			ok = fail(ps, ps->line, "key '%s' in [%s]: more than %d values",
+				  d->key, section, SCEN_MAX_BUDGETS);
+		else if (parse_number(tok, &v))
+			ok = fail(ps, ps->line, "key '%s' in [%s]: '%s' is not a number",
+				  d->key, section, tok);
+		else if ((ok = check_range(ps, section, d, v)))
+			out[(*n)++] = v;
 	}
-	if (*n == 0)
+	free(buf);
+	if (ok && *n == 0)
 		return fail(ps, ps->line, "key '%s' in [%s]: no values (e.g. %s)", d->key, section, d->example);
-	return 1;
+	return ok;
 }
 
 /* Store a checked value in the scenario. */
@@ -329,7 +348,7 @@ static int assign(struct parse *ps, const char *section, const char *kind, int m
 	}
 #define IS(s, k) (!strcasecmp(kind, s) && !strcasecmp(d->key, k))
 	if (IS("scenario", "name"))
-		snprintf(sc->name, sizeof(sc->name), "%s", value);
+		cli_quote(value, sc->name, sizeof(sc->name));	/* printed by erg sim */
 	else if (IS("scaling", "eta"))
 		sc->sp.eta = v;
 	else if (IS("scaling", "a0"))
@@ -515,8 +534,8 @@ static int load_trace(struct parse *ps, const char *section, const char *key,
 			snprintf(path, sizeof(path), "%s", rel);
 	}
 	*out = supply_trace_load(path, terr, sizeof(terr));
-	if (!*out)
-		return fail(ps, line_of(ps, section, key), "key '%s' in [%s]: %s", key, section, terr);
+	if (!*out)	/* terr names the trace, escaped already */
+		return fail_escaped(ps, line_of(ps, section, key), "key '%s' in [%s]: %s", key, section, terr);
 	return 1;
 }
 
@@ -604,12 +623,12 @@ int scenario_load(const char *path, struct scenario *sc, char *err, size_t errle
 
 	memset(sc, 0, sizeof(*sc));
 	if (!ps) {
-		snprintf(err, errlen, "%s:0: out of memory", path);
+		snprintf(err, errlen, "scenario: out of memory");
 		return -1;
 	}
 	snprintf(sc->path, sizeof(sc->path), "%s", path);
 	const char *base = strrchr(path, '/');
-	snprintf(sc->name, sizeof(sc->name), "%s", base ? base + 1 : path);
+	cli_quote(base ? base + 1 : path, sc->name, sizeof(sc->name));	/* printed by erg sim */
 	char *dot = strrchr(sc->name, '.');
 	if (dot && dot != sc->name)
 		*dot = '\0';
@@ -625,21 +644,18 @@ int scenario_load(const char *path, struct scenario *sc, char *err, size_t errle
 
 	ps->sc = sc;
 	ps->path = path;
-	ps->at_line_start = 1;
-	ps->f = fopen(path, "r");
-	if (!ps->f) {
-		snprintf(err, errlen, "%s:0: cannot open scenario: %s (check the path)", path, strerror(errno));
+	/* Regular files only, bounded: /dev/zero, a FIFO or a directory is an
+	 * error at once, never a spin or a hang. */
+	struct textfile tf;
+	if (textfile_load(&tf, path, "scenario", TEXTFILE_MAX_CONFIG, err, errlen)) {
 		free(ps);
 		return -1;
 	}
-	int rc = ini_parse_stream(reader, ps, handler, ps);
-	if (ferror(ps->f) && !ps->err[0])
-		fail(ps, ps->line, "cannot read the scenario: %s (is it a regular file?)", strerror(errno));
-	fclose(ps->f);
-	if (ps->long_line && (!ps->err[0] || ps->long_line < ps->err_line)) {
-		ps->err[0] = '\0';
-		fail(ps, ps->long_line, "line longer than %d characters", INI_MAX_LINE - 1);
-	} else if (rc > 0 && (!ps->err[0] || rc < ps->err_line)) {
+	ps->name = tf.name;
+	find_headers(ps, tf.data, tf.len);
+	int rc = textfile_ini_parse(&tf, handler, ps, &ps->line);
+	textfile_free(&tf);
+	if (rc > 0 && (!ps->err[0] || rc < ps->err_line)) {
 		ps->err[0] = '\0';
 		fail(ps, rc, "cannot parse this line (expected '[section]' or 'key = value'; "
 			 "comments start with ';' or '#')");

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "scenario.h"
@@ -197,7 +198,7 @@ static void test_bad_files(void **state)
 	expect(edit("nocost.ini", 14, "[costs]"), 14, NULL, "unknown section");
 	/* negative sizes */
 	expect(edit("negparams.ini", 18, "params = -8e9"), 18, "params", "positive");
-	expect(edit("negtasks.ini", 8, "tasks_per_slot = -3"), 8, "tasks_per_slot", "negative");
+	expect(edit("negtasks.ini", 8, "tasks_per_slot = -3"), 8, "tasks_per_slot", "from 0 to 1e6");
 	expect(edit("negbudget.ini", 10, "budgets = 256, -4096"), 10, "budgets", "positive");
 	expect(edit("negstore.ini", 20, "[supply]\nstorage_joules = -1"), 21, "storage_joules", "negative");
 	/* unknown policy, realiser, arrival process */
@@ -224,6 +225,69 @@ static void test_bad_files(void **state)
 	char err[512];
 	assert_int_equal(scenario_load("/nonexistent/x.ini", &sc, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "/nonexistent/x.ini"));
+}
+
+/* Lines of any length: a 300-character comment on line 1 is a comment (the
+ * fault run said "line longer than 199 characters"), a long list value is
+ * read whole, and a real error after a long line names its own line. */
+static void test_long_lines(void **state)
+{
+	(void)state;
+	static struct scenario sc;
+	static char text[8192];
+	char err[512], comment[400];
+
+	comment[0] = ';';
+	memset(comment + 1, 'c', 300);
+	comment[301] = '\0';
+	snprintf(text, sizeof(text), "%s\n%s", comment, good);
+	const char *p = write_file("longc.ini", text);
+	if (scenario_load(p, &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	scenario_free(&sc);
+
+	/* a budgets list padded to 3000 characters */
+	char list[3100];
+	int n = snprintf(list, sizeof(list), "budgets = 256,");
+	memset(list + n, ' ', 3000);
+	snprintf(list + n + 3000, sizeof(list) - n - 3000, "4096");
+	p = edit("longv.ini", 10, list);
+	if (scenario_load(p, &sc, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(sc.n_budgets, 2);
+	CLOSE(sc.budgets[1], 4096, 0);
+	scenario_free(&sc);
+
+	/* a syntax error on line 3 after a long line 1 */
+	snprintf(text, sizeof(text), "%s\n[scaling]\nno equals here\n", comment);
+	expect(write_file("longerr.ini", text), 3, NULL, "cannot parse this line");
+}
+
+/* --scenario must be a regular file, refused at once by kind; a value or
+ * a section name with escape codes is echoed escaped. */
+static void test_untrusted_files(void **state)
+{
+	(void)state;
+	static struct scenario sc;
+	char err[512], path[300];
+
+	assert_int_equal(scenario_load("/dev/zero", &sc, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "'/dev/zero' is a character device, not a regular file"));
+	assert_int_equal(scenario_load(dir, &sc, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "is a directory"));
+	snprintf(path, sizeof(path), "%s/fifo.ini", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	alarm(10);	/* must not block */
+	assert_int_equal(scenario_load(path, &sc, err, sizeof(err)), -1);
+	alarm(0);
+	assert_non_null(strstr(err, "is a FIFO"));
+
+	expect(edit("esc.ini", 20, "policy = \033[2J\033]0;x\a"), 20, "policy", "\\x1b[2J");
+	assert_int_equal(scenario_load(edit("esc.ini", 20, "policy = \033[2J"), &sc, err, sizeof(err)), -1);
+	assert_null(strchr(err, '\033'));
+	assert_int_equal(scenario_load(edit("esc2.ini", 14, "[\033[31mcost]"), &sc, err, sizeof(err)), -1);
+	assert_null(strchr(err, '\033'));
+	assert_non_null(strstr(err, "\\x1b[31mcost"));
 }
 
 static void test_traces_and_options(void **state)
@@ -265,6 +329,8 @@ int main(void)
 		cmocka_unit_test(test_good_minimal),
 		cmocka_unit_test(test_bad_files),
 		cmocka_unit_test(test_traces_and_options),
+		cmocka_unit_test(test_long_lines),
+		cmocka_unit_test(test_untrusted_files),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
