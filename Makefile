@@ -46,7 +46,8 @@ UNIT_SRCS  := $(wildcard tests/unit/test_*.c)
 UNIT_BINS  := $(patsubst tests/unit/%.c,$(OUT)/tests/%,$(UNIT_SRCS))
 FIXT_SRCS  := $(wildcard tests/fixtures/*.c)
 FIXT_BINS  := $(patsubst tests/fixtures/%.c,$(OUT)/fixtures/%,$(FIXT_SRCS))
-BENCH_SRCS := $(wildcard tests/bench/*.c)
+# the C benchmarks; other programs there are tools of the bench scripts (mk/bench.mk)
+BENCH_SRCS := $(wildcard tests/bench/bench_*.c)
 BENCH_BINS := $(patsubst tests/bench/%.c,$(OUT)/bench/%,$(BENCH_SRCS))
 
 # mk/*.mk add their own programs to EXTRA_BINS (demo workers, model tools).
@@ -59,7 +60,7 @@ all: check-deps $(OUT)/erg $(FIXT_BINS) $(EXTRA_BINS)
 # Debian 12 packages erg builds and tests with; `make deps` installs them.
 DEB_PKGS := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config \
             liburing-dev libcjson-dev libinih-dev libcmocka-dev node-llhttp \
-            make gcc python3 python3-prometheus-client util-linux git curl
+            make gcc python3 util-linux git curl wrk nginx-light
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (it calls apt-get install)"; exit 2; fi
 	$(Q)DEBIAN_FRONTEND=noninteractive apt-get update -qq
@@ -139,8 +140,11 @@ all-tests-san: $(OUT)/erg $(UNIT_BINS) $(FIXT_BINS) $(EXTRA_BINS)
 run: all
 	$(Q)tests/demo/run.sh $(OUT)
 
-bench: all $(BENCH_BINS)
+# The C benchmarks, then the scripts (mk/bench.mk); a script's exit 77 is a
+# skip it has explained.
+bench: all bench-deps $(BENCH_BINS) $(BENCH_TOOLS)
 	$(Q)for b in $(BENCH_BINS); do $$b || exit 1; done
+	$(Q)for s in $(BENCH_SCRIPTS); do bash $$s $(OUT); rc=$$?; [ $$rc = 0 ] || [ $$rc = 77 ] || exit 1; done
 
 clean:
 	$(call msg,CLEAN,build build-san)

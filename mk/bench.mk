@@ -1,0 +1,32 @@
+# The proxy benchmark in `make bench` (after the C benchmarks
+# tests/bench/bench_*.c): tests/bench/proxy_bench.sh puts wrk on erg serve
+# and on nginx in front of tests/bench/fast_backend, a fast OpenAI-shaped
+# backend on the same HTTP layer as erg serve (user/serve/http_parse.o and
+# llhttp, mk/llhttp.mk).
+
+FAST_BACKEND  := $(OUT)/bench/fast_backend
+BENCH_TOOLS   := $(FAST_BACKEND)
+BENCH_SCRIPTS := tests/bench/proxy_bench.sh
+EXTRA_BINS    += $(FAST_BACKEND)
+
+# $(OUT)/erg stands for the objects linked here: it is built from all of
+# them, llhttp's included (mk/llhttp.mk is read after this file).
+$(FAST_BACKEND): tests/bench/fast_backend.c user/serve/http_parse.h user/cli.h $(OUT)/erg | $(OUT)/bench
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) $< $(OUT)/user/serve/http_parse.o $(LLHTTP_OBJS) \
+	  $(OUT)/user/cli.o $(OUT)/user/errbuf.o -lcjson -lpthread -o $@
+
+# wrk and nginx (in DEB_PKGS): installed on demand as root, as check-deps
+# does; otherwise the bench says what it skips and why.
+.PHONY: bench-deps
+bench-deps:
+	@missing=""; \
+	command -v wrk >/dev/null 2>&1 || missing="$$missing wrk"; \
+	command -v nginx >/dev/null 2>&1 || missing="$$missing nginx-light"; \
+	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && [ "$(AUTO_DEPS)" = 1 ]; then \
+	  echo "erg: installing the benchmark's Debian package(s):$$missing"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null || \
+	  { echo "erg: could not install$$missing (try: apt-get update && make deps)"; exit 2; }; \
+	elif [ -n "$$missing" ]; then \
+	  echo "erg: make bench needs$$missing; install with: sudo apt-get install$$missing"; \
+	fi
