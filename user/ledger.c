@@ -80,44 +80,6 @@ int ledger_set_option(struct ledger_config *cfg, const char *name, const char *v
 	return 1;
 }
 
-int ledger_parse_arg(struct ledger_config *cfg, int argc, char **argv, int *i,
-		     char *err, size_t errlen)
-{
-	static const char *const with_value[] = {
-		"supply-watts", "supply-trace", "storage-joules", "slot", "journal",
-	};
-	const char *arg = argv[*i], *eq;
-	char name[32];
-	size_t n;
-
-	if (strncmp(arg, "--", 2))
-		return 0;
-	arg += 2;
-	eq = strchr(arg, '=');
-	n = eq ? (size_t)(eq - arg) : strlen(arg);
-	if (n >= sizeof(name))
-		return 0;
-	memcpy(name, arg, n);
-	name[n] = '\0';
-	if (!strcmp(name, "no-fsync"))
-		return ledger_set_option(cfg, name, eq ? eq + 1 : NULL, err, errlen) == 1 ? 1 : -1;
-	for (size_t k = 0; k < sizeof(with_value) / sizeof(with_value[0]); k++) {
-		if (strcmp(name, with_value[k]))
-			continue;
-		const char *value = eq ? eq + 1 : NULL;
-
-		if (!eq) {
-			if (*i + 1 >= argc) {
-				errbuf_set(err, errlen, "--%s needs a value (see --help)", name);
-				return -1;
-			}
-			value = argv[++*i];
-		}
-		return ledger_set_option(cfg, name, value, err, errlen) == 1 ? 1 : -1;
-	}
-	return 0;
-}
-
 int ledger_config_check(const struct ledger_config *cfg, char *err, size_t errlen)
 {
 	if (cfg->given && !cfg->supply_given) {

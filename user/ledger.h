@@ -68,12 +68,6 @@ struct ledger_config {
 
 void ledger_config_init(struct ledger_config *cfg);
 
-/* If argv[*i] is a ledger option ("--opt VALUE" or "--opt=VALUE"), apply it,
- * leave *i at the last argument it used (its value, if separate; so the
- * option loop's i++ moves on) and return 1; return 0 for any other
- * argument; -1 for a bad or missing value (one-line message in err). */
-int ledger_parse_arg(struct ledger_config *cfg, int argc, char **argv, int *i,
-		     char *err, size_t errlen);
 /* One option by name without dashes ("supply-watts"), value NULL for a
  * flag. 1 applied, 0 not a ledger option, -1 bad value (message in err). */
 int ledger_set_option(struct ledger_config *cfg, const char *name, const char *value,

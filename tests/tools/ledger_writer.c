@@ -8,35 +8,46 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "ledger.h"
 
 int main(int argc, char **argv)
 {
+	static const struct option longopts[] = {
+		{ "slots", required_argument, NULL, 's' },
+		{ "interval-us", required_argument, NULL, 'u' },
+		LEDGER_LONG_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
 	struct ledger_config cfg;
 	struct ledger *l;
+	struct cli cli;
 	char err[512];
+	int opt;
 	long max_slots = 100000, interval_us = 200;
 	uint64_t x = 88172645463325252ull;
 	double t = 0;
 
 	ledger_config_init(&cfg);
-	for (int i = 1; i < argc; i++) {
-		int r = ledger_parse_arg(&cfg, argc, argv, &i, err, sizeof(err));
+	cli_init(&cli, "ledger_writer", "", longopts);
+	while ((opt = cli_next(&cli, argc, argv)) != -1) {
+		long long v;
 
-		if (r < 0) {
-			fprintf(stderr, "ledger_writer: %s\n", err);
+		if (opt == LEDGER_GETOPT_VAL) {
+			if (ledger_set_option(&cfg, longopts[cli.longindex].name, optarg, err, sizeof(err)) < 0)
+				return cli_fail(&cli, err);
+		} else if (opt == 's' || opt == 'u') {
+			if (cli_long(cli.name, optarg, 1, 100000000, opt == 's' ? "slots" : "microseconds",
+				     &v, err, sizeof(err)))
+				return cli_fail(&cli, err);
+			*(opt == 's' ? &max_slots : &interval_us) = (long)v;
+		} else {
 			return 2;
 		}
-		if (r > 0)
-			continue;
-		if (!strcmp(argv[i], "--slots") && i + 1 < argc)
-			max_slots = atol(argv[++i]);
-		else if (!strcmp(argv[i], "--interval-us") && i + 1 < argc)
-			interval_us = atol(argv[++i]);
-		else {
-			fprintf(stderr, "ledger_writer: unknown argument '%s'\n", argv[i]);
-			return 2;
-		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "ledger_writer: unexpected argument '%s'\n", argv[optind]);
+		return 2;
 	}
 	if (ledger_config_check(&cfg, err, sizeof(err)) || !cfg.journal_path) {
 		fprintf(stderr, "ledger_writer: %s\n", cfg.journal_path ? err : "--journal FILE is required");

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "journal.h"
 #include "ledger.h"
 
@@ -356,17 +357,30 @@ static void test_bad_demand_rejected(void **state)
 	ledger_close(l);
 }
 
+/* The ledger options as a command parses them: cli_next over a table with
+ * LEDGER_LONG_OPTIONS and one option of the command's own (--interval). */
 static int parse_all(struct ledger_config *cfg, int argc, char **argv, char *err, size_t errlen,
 		     int *others)
 {
-	*others = 0;
-	for (int i = 0; i < argc; i++) {
-		int r = ledger_parse_arg(cfg, argc, argv, &i, err, errlen);
+	static const struct option longopts[] = {
+		{ "interval", required_argument, NULL, 'i' },
+		LEDGER_LONG_OPTIONS,
+		{ NULL, 0, NULL, 0 },
+	};
+	char *args[16] = { "test" };
+	struct cli c;
+	int opt;
 
-		if (r < 0)
+	assert_true(argc < 15);
+	memcpy(args + 1, argv, sizeof(*argv) * argc);
+	*others = 0;
+	cli_init(&c, "test", "", longopts);
+	while ((opt = cli_next(&c, argc + 1, args)) != -1) {
+		if (opt == 'i')
+			*others += 2;
+		else if (opt != LEDGER_GETOPT_VAL ||
+			 ledger_set_option(cfg, longopts[c.longindex].name, optarg, err, errlen) < 0)
 			return -1;
-		if (r == 0)
-			++*others;
 	}
 	return ledger_config_check(cfg, err, errlen);
 }
