@@ -49,6 +49,12 @@ static int plan_mixes(struct sim_plan *p, char *err, size_t errlen)
 			   p->sigma_ref);
 		return 2;
 	}
+	if (p->bstar > SIM_MAX_SUPPLY_J) {
+		errbuf_set(err, errlen, "%s: the mean demand is %g J per slot, above the %g J erg sim "
+			   "models; scale params, joules_per_token, budgets or tasks_per_slot down",
+			   p->path, p->bstar, SIM_MAX_SUPPLY_J);
+		return 2;
+	}
 	double dense[SCEN_MAX_OPTIONS] = { 0 };
 	for (int i = 0; i < p->mix_mean.n; i++)
 		dense[p->mix_mean.opt[i]] = p->mix_mean.w[i];
@@ -104,9 +110,9 @@ static int plan_levels(struct sim_plan *p, const struct sim_args *a, char *err, 
 		p->levels[0] = p->bstar;
 	p->n_levels = n;
 	for (int i = 0; i < n; i++)
-		if (!isfinite(p->levels[i])) {
-			errbuf_set(err, errlen, "%s: supply level %g J per slot is not finite; use a smaller one",
-				   p->path, p->levels[i]);
+		if (!(p->levels[i] <= SIM_MAX_SUPPLY_J)) {
+			errbuf_set(err, errlen, "%s: supply level %g J per slot is above %g J; use a smaller one",
+				   p->path, p->levels[i], SIM_MAX_SUPPLY_J);
 			return 2;
 		}
 	return 0;

@@ -201,7 +201,7 @@ static void text_levels(const struct sim_plan *p, const struct sim_headline *h)
 	       "mu", "sigma", "aux", "theory", "waste", "theory", "cost", "±se", "theory", "accuracy");
 	for (int i = 0; i < p->n_jobs; i++) {
 		const struct sim_job *j = &p->jobs[i];
-		char a[5][32];
+		char a[5][48];
 		if (!j->sweep)
 			continue;
 		sim_fmt(a[0], sizeof(a[0]), j->sum.aux_theory, 7, 0);

@@ -4,6 +4,14 @@
 #ifndef ERG_THEORY_H
 #define ERG_THEORY_H
 
+/* THEORY §1 defaults, the published fits scenarios/reference.ini uses: the
+ * accuracy intercept alpha_k = a0 + a1 ln N_k, beta accuracy per e-fold of
+ * reasoning tokens, the ceiling a_max. */
+#define THEORY_A0 (-2.523)
+#define THEORY_A1 0.091
+#define THEORY_BETA 0.1086
+#define THEORY_A_MAX 0.95
+
 /* Overshoot constant of a Gaussian random walk, -zeta(1/2)/sqrt(2 pi). */
 #define THEORY_OVERSHOOT 0.5825971579390106
 
