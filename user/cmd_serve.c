@@ -1,0 +1,710 @@
+/* erg serve: the io_uring proxy (serve/proxy.h) in front of the model
+ * workers, plus erg top's measuring pipeline (measure.h) on the same
+ * workers: each tick every worker's joules are split among the requests the
+ * proxy had in flight on it (serve/request_energy.h), completed requests go
+ * to the per-model statistics (serve/model_stats.h), the live view, the
+ * NDJSON output and the request log. */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+#include <cjson/cJSON.h>
+#include "attrib.h"
+#include "cli.h"
+#include "commands.h"
+#include "errbuf.h"
+#include "measure.h"
+#include "model_stats.h"
+#include "prom.h"
+#include "proxy.h"
+#include "request_energy.h"
+#include "serve_config.h"
+
+#define INTERVAL_MIN_S 0.01
+#define INTERVAL_MAX_S 86400.0
+#define COUNT_MAX 1000000000LL
+#define NOFILE_WANTED 65536
+
+struct serve_opts {
+	const char *config;
+	const char *listen;
+	long long threads;
+	double max_body;
+	double client_timeout_s;
+	double health_interval_s;
+	bool json;
+	const char *log;
+	bool no_energy;
+	struct measure_opts m;
+	double interval_s;
+	long long count;
+};
+
+/* What the hooks (proxy threads), the tick (main thread) and /metrics share. */
+struct serve {
+	struct serve_opts o;
+	struct serve_config cfg;
+	struct proxy *proxy;
+	struct measure *m;		/* NULL: energy is not measured */
+	struct target_set targets;
+	int target_of[SERVE_MAX_WORKERS];	/* measure worker of each serve worker, -1 none */
+	struct request_energy *re;
+	struct model_stats *ms;
+	FILE *log;
+	pthread_mutex_t lock;		/* guards the fields below */
+	struct request_record *local;	/* requests erg answered itself, not yet output */
+	size_t n_local, cap_local;
+	double worker_jpr[SERVE_MAX_WORKERS];	/* mean J/request (2xx), NAN until one */
+	uint64_t worker_ok[SERVE_MAX_WORKERS];
+	uint64_t model_nj[SERVE_MAX_MODELS];	/* attributed since start */
+	double start_s;			/* CLOCK_MONOTONIC when serving began */
+};
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+"usage: erg serve --config serve.ini [--listen ADDR:PORT] [--threads N] [--json]\n"
+"                 [--log FILE] [ledger options] [interval [count]]\n"
+"\n"
+"An OpenAI-compatible HTTP/1.1 proxy in front of running model workers, on\n"
+"io_uring, measuring the energy of every request it forwards.\n"
+"\n"
+"  -C, --config FILE        serve.ini: [serve] listen =, [model NAME] with\n"
+"                           params = or joules_per_token =, and worker = HOST:PORT\n"
+"                           [pid=N] lines (the pid is found from the listening\n"
+"                           socket when not given)\n"
+"  -l, --listen ADDR:PORT   where clients connect (default: [serve] listen, else\n"
+"                           127.0.0.1:8080; port 0 picks a free one)\n"
+"  -t, --threads N          proxy threads, one io_uring each (default: one per CPU)\n"
+"      --max-body BYTES     request body limit (default 1048576; larger: 413)\n"
+"      --client-timeout S   a whole request must arrive within S, and idle\n"
+"                           keep-alive connections close after S (default 30)\n"
+"      --health-interval S  connect to every worker each S (default 1)\n"
+"  -j, --json               NDJSON: per interval one {\"type\":\"model\"} line per\n"
+"                           model and a {\"type\":\"total\"} line, and one\n"
+"                           {\"type\":\"request\"} line per request\n"
+"      --log FILE           append one {\"type\":\"request\"} line per request to FILE\n"
+"      --no-energy          do not attach BPF (requests are served and counted, no joules)\n"
+"      --energy-source S    auto | rapl | hwmon | model (as erg top)\n"
+"      --supply-watts W, --supply-trace CSV, --storage-joules C, --slot S,\n"
+"      --journal FILE, --no-fsync   the supply ledger, as erg top\n"
+"  interval [count]         seconds between views (default 1), how many (default: until Ctrl-C)\n"
+"\n"
+"Endpoints: POST /v1/chat/completions and /v1/completions (routed by the body's\n"
+"\"model\" to the worker with the fewest outstanding requests), GET /v1/models,\n"
+"GET /healthz, GET /metrics. Every response carries x-erg-request-id,\n"
+"x-erg-model and x-erg-worker.\n"
+"\n"
+"Example: erg serve --config serve.ini --listen 127.0.0.1:8080 1\n");
+}
+
+/* ---- options ---- */
+
+enum { OPT_MAX_BODY = 256, OPT_CLIENT_TIMEOUT, OPT_HEALTH, OPT_LOG, OPT_NO_ENERGY, OPT_SOURCE };
+
+static const struct option serve_longopts[] = {
+	{ "config", required_argument, NULL, 'C' },
+	{ "listen", required_argument, NULL, 'l' },
+	{ "threads", required_argument, NULL, 't' },
+	{ "max-body", required_argument, NULL, OPT_MAX_BODY },
+	{ "client-timeout", required_argument, NULL, OPT_CLIENT_TIMEOUT },
+	{ "health-interval", required_argument, NULL, OPT_HEALTH },
+	{ "json", no_argument, NULL, 'j' },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "no-energy", no_argument, NULL, OPT_NO_ENERGY },
+	{ "energy-source", required_argument, NULL, OPT_SOURCE },
+	{ "help", no_argument, NULL, 'h' },
+	LEDGER_LONG_OPTIONS,
+	{ 0 }
+};
+
+static int apply_option(struct serve_opts *o, const struct cli *c, int opt, char *err, size_t errlen)
+{
+	int choice;
+
+	switch (opt) {
+	case 'C': o->config = optarg; return 0;
+	case 'l': o->listen = optarg; return 0;
+	case 't': return cli_long(c->name, optarg, 1, 1024, "threads", &o->threads, err, errlen);
+	case OPT_MAX_BODY:
+		return cli_double(c->name, optarg, 0, 1 << 30, "bytes", &o->max_body, err, errlen);
+	case OPT_CLIENT_TIMEOUT:
+		return cli_duration(c->name, optarg, 0.05, 86400, &o->client_timeout_s, err, errlen);
+	case OPT_HEALTH:
+		return cli_duration(c->name, optarg, 0.05, 3600, &o->health_interval_s, err, errlen);
+	case 'j': o->json = true; return 0;
+	case OPT_LOG: o->log = optarg; return 0;
+	case OPT_NO_ENERGY: o->no_energy = true; return 0;
+	case OPT_SOURCE:
+		if (cli_choice(c->name, optarg, energy_choice_names, &choice, err, errlen))
+			return -1;
+		o->m.energy.choice = (enum energy_choice)choice;
+		return 0;
+	case LEDGER_GETOPT_VAL:
+		return ledger_set_option(&o->m.ledger, serve_longopts[c->longindex].name, optarg, err,
+					 errlen) < 0 ? -1 : 0;
+	}
+	errbuf_set(err, errlen, "option %s is not handled (see erg serve --help)", c->name);
+	return -1;
+}
+
+/* 0 to run, 1 after --help, 2 after a usage error (message printed). */
+static int parse_args(int argc, char **argv, struct serve_opts *o)
+{
+	struct cli c;
+	char err[768], q[80];
+	int opt;
+
+	o->interval_s = 1.0;
+	o->m.prog = "erg serve";
+	o->m.no_requests = true;	/* the proxy knows the requests exactly */
+	ledger_config_init(&o->m.ledger);
+	cli_init(&c, "erg serve", "C:l:t:jh", serve_longopts);
+	while ((opt = cli_next(&c, argc, argv)) != -1) {
+		if (opt == CLI_ERROR)
+			return 2;
+		if (opt == 'h') {
+			usage(stdout);
+			return 1;
+		}
+		if (apply_option(o, &c, opt, err, sizeof(err)))
+			return cli_fail(&c, err);
+	}
+	if (optind < argc && cli_duration("interval", argv[optind++], INTERVAL_MIN_S, INTERVAL_MAX_S,
+					  &o->interval_s, err, sizeof(err)))
+		return cli_fail(&c, err);
+	if (optind < argc && cli_long("count", argv[optind++], 1, COUNT_MAX, "intervals", &o->count,
+				      err, sizeof(err)))
+		return cli_fail(&c, err);
+	if (optind < argc) {
+		snprintf(err, sizeof(err), "unexpected argument '%s' (usage: erg serve [OPTIONS] [interval [count]])",
+			 cli_quote(argv[optind], q, sizeof(q)));
+		return cli_fail(&c, err);
+	}
+	if (ledger_config_check(&o->m.ledger, err, sizeof(err)))
+		return cli_fail(&c, err);
+	if (!o->config)
+		return cli_fail(&c, "no --config serve.ini given (see erg serve --help)");
+	return 0;
+}
+
+/* ---- the proxy's hooks ---- */
+
+static uint64_t hook_start(void *ud, const struct proxy_request *r)
+{
+	struct serve *s = ud;
+
+	return request_energy_begin(s->re, (unsigned)r->worker, (unsigned)r->model, measure_now());
+}
+
+static void hook_data(void *ud, const struct proxy_request *r, uint64_t bytes, uint64_t events)
+{
+	struct serve *s = ud;
+
+	if (r->worker >= 0 && r->id && !(r->id & PROXY_OWN_ID_BIT))
+		request_energy_progress(s->re, r->id, bytes, events);
+}
+
+static double wall_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void hook_end(void *ud, const struct proxy_request *r)
+{
+	struct serve *s = ud;
+	double latency = r->end_s - r->start_s, ttfb = r->first_byte_s > 0 ? r->first_byte_s - r->start_s : 0;
+
+	if (r->worker >= 0 && r->id && !(r->id & PROXY_OWN_ID_BIT)) {
+		request_energy_end(s->re, r->id, r->end_s, r->status, r->bytes_in, r->bytes_out, ttfb, latency);
+		return;
+	}
+	/* answered by erg: no worker, no joules, but a line and a count */
+	pthread_mutex_lock(&s->lock);
+	if (s->n_local == s->cap_local) {
+		size_t cap = s->cap_local ? s->cap_local * 2 : 64;
+		struct request_record *n = realloc(s->local, cap * sizeof(*n));
+
+		if (n) {
+			s->local = n;
+			s->cap_local = cap;
+		}
+	}
+	if (s->n_local < s->cap_local) {
+		double now = wall_s(), mono = measure_now();
+
+		s->local[s->n_local++] = (struct request_record){
+			.id = r->id, .model = r->model >= 0 ? (unsigned)r->model : (unsigned)-1,
+			.worker = (unsigned)-1, .start_s = now - (mono - r->start_s), .end_s = now - (mono - r->end_s),
+			.status = r->status, .bytes_in = r->bytes_in, .bytes_out = r->bytes_out,
+			.latency_s = latency,
+		};
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static double hook_jpr(void *ud, size_t worker)
+{
+	struct serve *s = ud;
+	double j;
+
+	pthread_mutex_lock(&s->lock);
+	j = s->worker_jpr[worker];
+	pthread_mutex_unlock(&s->lock);
+	return j;
+}
+
+static size_t hook_metrics(void *ud, char *buf, size_t cap)
+{
+	struct serve *s = ud;
+	struct prom_model models[SERVE_MAX_MODELS];
+	struct model_stats_snapshot snaps[SERVE_MAX_MODELS];
+	struct prom_worker workers[SERVE_MAX_WORKERS];
+	struct prom_buf b;
+	struct prom_erg in = { .models = models, .n_models = s->cfg.n_models, .workers = workers,
+			       .n_workers = s->cfg.n_workers };
+	size_t len;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->cfg.n_models; i++) {
+		models[i] = (struct prom_model){ .name = s->cfg.models[i].name,
+						 .cpu_joules = attrib_joules(s->model_nj[i]), .gpu_joules = NAN };
+		if (!model_stats_snapshot(s->ms, i, &snaps[i]))
+			models[i].stats = &snaps[i];
+	}
+	pthread_mutex_unlock(&s->lock);
+	for (size_t w = 0; w < s->cfg.n_workers; w++)
+		workers[w] = (struct prom_worker){ .model = s->cfg.models[s->cfg.workers[w].model].name,
+						   .worker = s->cfg.workers[w].name,
+						   .up = proxy_worker_up(s->proxy, w) };
+	prom_buf_init(&b);
+	prom_render_erg(&b, &in);
+	len = b.len;
+	memcpy(buf, b.data ? b.data : "", len < cap ? len : cap);
+	prom_buf_free(&b);
+	return len;
+}
+
+/* ---- set-up ---- */
+
+/* Every connection is a file descriptor: take what the hard limit allows. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < NOFILE_WANTED)
+		fprintf(stderr, "erg serve: open files limited to %llu (ulimit -Hn): at most about %llu "
+			"connections; raise the hard limit for more\n", (unsigned long long)rl.rlim_cur,
+			(unsigned long long)rl.rlim_cur / 2);
+}
+
+/* Attach the measuring pipeline to the workers whose pid is known. */
+static void open_energy(struct serve *s)
+{
+	char err[768], spec[SERVE_NAME_LEN + 16];
+	int status;
+	size_t missing = serve_config_find_pids(&s->cfg, NULL);
+
+	for (size_t w = 0; w < SERVE_MAX_WORKERS; w++)
+		s->target_of[w] = -1;
+	if (missing)
+		fprintf(stderr, "erg serve: %zu worker(s) without a pid (not listening yet, or give pid=): "
+			"their energy is not measured\n", missing);
+	if (s->o.no_energy)
+		return;
+	for (size_t w = 0; w < s->cfg.n_workers; w++) {
+		const struct serve_worker *sw = &s->cfg.workers[w];
+
+		if (!sw->pid)
+			continue;
+		snprintf(spec, sizeof(spec), "%d=%s", sw->pid, s->cfg.models[sw->model].name);
+		if (target_add(&s->targets, TARGET_PID, spec, NULL, err, sizeof(err))) {
+			fprintf(stderr, "erg serve: worker %s: %s\n", sw->name, err);
+			continue;
+		}
+		s->target_of[w] = (int)s->targets.n - 1;
+	}
+	if (!s->targets.n)
+		return;
+	s->m = measure_open(&s->targets, &s->o.m, &status, err, sizeof(err));
+	if (!s->m)
+		fprintf(stderr, "erg serve: energy is not measured: %s\n", err);
+}
+
+static int start_proxy(struct serve *s)
+{
+	struct proxy_options po = {
+		.cfg = &s->cfg,
+		.listen_host = "127.0.0.1",
+		.listen_port = 8080,
+		.threads = (unsigned)s->o.threads,
+		.max_body = (uint64_t)s->o.max_body,
+		.client_timeout_s = s->o.client_timeout_s,
+		.health_interval_s = s->o.health_interval_s,
+		.hooks = { .ud = s, .request_start = hook_start, .request_data = hook_data,
+			   .request_end = hook_end, .worker_joules_per_request = hook_jpr,
+			   .render_metrics = hook_metrics },
+	};
+	char err[512], host[SERVE_HOST_LEN];
+	uint16_t port;
+
+	if (s->o.listen) {
+		if (cli_hostport("--listen", s->o.listen, host, sizeof(host), &port, err, sizeof(err))) {
+			fprintf(stderr, "erg serve: %s\n", err);
+			return 2;
+		}
+		po.listen_host = host;
+		po.listen_port = port;
+	} else if (s->cfg.have_listen) {
+		po.listen_host = s->cfg.listen_host;
+		po.listen_port = s->cfg.listen_port;
+	}
+	s->proxy = proxy_start(&po, err, sizeof(err));
+	if (!s->proxy) {
+		fprintf(stderr, "erg serve: %s\n", err);
+		return 2;
+	}
+	fprintf(stderr, "erg serve: listening on %s:%u (%u threads), %zu models, %zu workers\n",
+		po.listen_host, proxy_port(s->proxy), proxy_threads(s->proxy), s->cfg.n_models,
+		s->cfg.n_workers);
+	return 0;
+}
+
+/* ---- each tick ---- */
+
+static void request_line(struct serve *s, const struct request_record *r)
+{
+	cJSON *o = cJSON_CreateObject();
+	char id[32], *line;
+
+	if (!o)
+		return;
+	if (r->id & PROXY_OWN_ID_BIT)
+		snprintf(id, sizeof(id), "e%llu", (unsigned long long)(r->id & ~PROXY_OWN_ID_BIT));
+	else
+		snprintf(id, sizeof(id), "%llu", (unsigned long long)r->id);
+	cJSON_AddStringToObject(o, "type", "request");
+	cJSON_AddStringToObject(o, "id", id);
+	cJSON_AddStringToObject(o, "model", r->model < s->cfg.n_models ? s->cfg.models[r->model].name : "");
+	cJSON_AddStringToObject(o, "worker", r->worker < s->cfg.n_workers ? s->cfg.workers[r->worker].name : "");
+	cJSON_AddNumberToObject(o, "start", r->start_s);
+	cJSON_AddNumberToObject(o, "end", r->end_s);
+	cJSON_AddNumberToObject(o, "status", r->status);
+	cJSON_AddNumberToObject(o, "bytes_in", (double)r->bytes_in);
+	cJSON_AddNumberToObject(o, "bytes_out", (double)r->bytes_out);
+	cJSON_AddNumberToObject(o, "sse_events", (double)r->sse_events);
+	cJSON_AddNumberToObject(o, "joules", attrib_joules(r->nj));
+	cJSON_AddNumberToObject(o, "nj", (double)r->nj);
+	cJSON_AddNumberToObject(o, "latency_s", r->latency_s);
+	cJSON_AddNumberToObject(o, "ttfb_s", r->ttfb_s);
+	line = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (!line)
+		return;
+	if (s->o.json)
+		puts(line);
+	if (s->log) {
+		fputs(line, s->log);
+		fputc('\n', s->log);
+	}
+	free(line);
+}
+
+static void complete_one(struct serve *s, const struct request_record *r)
+{
+	if (r->model < s->cfg.n_models)
+		model_stats_add(s->ms, r);
+	if (r->worker < s->cfg.n_workers && r->status >= 200 && r->status < 300) {
+		pthread_mutex_lock(&s->lock);
+		uint64_t n = ++s->worker_ok[r->worker];
+		double j = attrib_joules(r->nj), prev = s->worker_jpr[r->worker];
+
+		s->worker_jpr[r->worker] = n == 1 ? j : prev + (j - prev) / (double)n;
+		pthread_mutex_unlock(&s->lock);
+	}
+	request_line(s, r);
+}
+
+/* Split the tick's joules among the requests, and output those completed. */
+static int tick(struct serve *s, double now)
+{
+	uint64_t worker_nj[SERVE_MAX_WORKERS] = { 0 };
+	struct request_record done[256];
+	char err[512];
+	size_t n;
+
+	if (s->m) {
+		if (measure_tick(s->m, now, err, sizeof(err))) {
+			fprintf(stderr, "erg serve: %s\n", err);
+			return 1;
+		}
+		for (size_t w = 0; w < s->cfg.n_workers; w++)
+			if (s->target_of[w] >= 0)
+				worker_nj[w] = measure_workers(s->m)[s->target_of[w]].tick_nj;
+	}
+	pthread_mutex_lock(&s->lock);
+	for (size_t w = 0; w < s->cfg.n_workers; w++)
+		s->model_nj[s->cfg.workers[w].model] += worker_nj[w];
+	pthread_mutex_unlock(&s->lock);
+	request_energy_tick(s->re, now, worker_nj, NULL, NULL);
+	while ((n = request_energy_take_completed(s->re, done, 256)))
+		for (size_t i = 0; i < n; i++)
+			complete_one(s, &done[i]);
+	for (;;) {
+		pthread_mutex_lock(&s->lock);
+		n = s->n_local < 256 ? s->n_local : 256;
+		memcpy(done, s->local, n * sizeof(*done));
+		memmove(s->local, s->local + n, (s->n_local - n) * sizeof(*done));
+		s->n_local -= n;
+		pthread_mutex_unlock(&s->lock);
+		if (!n)
+			break;
+		for (size_t i = 0; i < n; i++)
+			complete_one(s, &done[i]);
+	}
+	if (s->log)
+		fflush(s->log);
+	return 0;
+}
+
+/* ---- output ---- */
+
+static unsigned workers_up(const struct serve *s, size_t model)
+{
+	unsigned up = 0;
+
+	for (size_t w = 0; w < s->cfg.n_workers; w++)
+		up += s->cfg.workers[w].model == (int)model && proxy_worker_up(s->proxy, w);
+	return up;
+}
+
+static void print_view(struct serve *s, double elapsed, double dt, const uint64_t *prev_requests,
+		       bool summary)
+{
+	printf("\nerg serve - %s:%u, %.1f s, energy %s\n", s->o.listen ? s->o.listen : "",
+	       proxy_port(s->proxy), elapsed, s->m ? energy_name(measure_energy(s->m)) : "not measured");
+	printf("%-20s %7s %8s %7s %6s %9s %9s %10s %9s %8s\n", "MODEL", "WORKERS", "REQS",
+	       summary ? "AVG/S" : "REQ/S", "ERRS", "LAT_MS", "P99_MS", "JOULES", "J/REQ", "SD_J");
+	for (size_t i = 0; i < s->cfg.n_models; i++) {
+		struct model_stats_snapshot st;
+		struct proxy_model_counts pc;
+		char workers[24];
+		double rate;
+
+		if (model_stats_snapshot(s->ms, i, &st))
+			continue;
+		proxy_model_counts(s->proxy, (int)i, &pc);
+		rate = summary ? (elapsed > 0 ? st.requests / elapsed : 0)
+			       : (dt > 0 ? (st.requests - prev_requests[i]) / dt : 0);
+		snprintf(workers, sizeof(workers), "%u/%zu", workers_up(s, i), s->cfg.models[i].n_workers);
+		printf("%-20s %7s %8llu %7.1f %6llu %9.1f %9.1f %10.2f %9.3f %8.3f\n", s->cfg.models[i].name,
+		       workers, (unsigned long long)st.requests, rate,
+		       (unsigned long long)(st.requests - st.requests_ok),
+		       st.latency_s.count ? 1e3 * st.latency_s.sum / st.latency_s.count : 0,
+		       isnan(st.latency_s.p99) ? 0 : 1e3 * st.latency_s.p99, st.joules,
+		       st.joules_per_request.n ? st.joules_per_request.mean : 0,
+		       isnan(st.joules_per_request.sd) ? 0 : st.joules_per_request.sd);
+	}
+	fflush(stdout);
+}
+
+static void print_json(struct serve *s, double elapsed, double dt, const uint64_t *prev_requests)
+{
+	for (size_t i = 0; i < s->cfg.n_models; i++) {
+		struct model_stats_snapshot st;
+		cJSON *o;
+		char *line;
+
+		if (model_stats_snapshot(s->ms, i, &st) || !(o = cJSON_CreateObject()))
+			continue;
+		cJSON_AddStringToObject(o, "type", "model");
+		cJSON_AddStringToObject(o, "model", s->cfg.models[i].name);
+		cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
+		cJSON_AddNumberToObject(o, "workers", (double)s->cfg.models[i].n_workers);
+		cJSON_AddNumberToObject(o, "workers_up", workers_up(s, i));
+		cJSON_AddNumberToObject(o, "requests", (double)st.requests);
+		cJSON_AddNumberToObject(o, "requests_ok", (double)st.requests_ok);
+		cJSON_AddNumberToObject(o, "rate", dt > 0 ? (st.requests - prev_requests[i]) / dt : 0);
+		cJSON_AddNumberToObject(o, "joules", st.joules);
+		cJSON_AddNumberToObject(o, "j_per_request", st.joules_per_request.n ? st.joules_per_request.mean : 0);
+		cJSON_AddNumberToObject(o, "j_per_request_sd",
+					isnan(st.joules_per_request.sd) ? 0 : st.joules_per_request.sd);
+		cJSON_AddNumberToObject(o, "latency_mean_s", st.latency_s.count ? st.latency_s.sum / st.latency_s.count : 0);
+		cJSON_AddNumberToObject(o, "latency_p99_s", isnan(st.latency_s.p99) ? 0 : st.latency_s.p99);
+		line = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+		if (line)
+			puts(line);
+		free(line);
+	}
+	fflush(stdout);
+}
+
+static void output(struct serve *s, double start, double now, double *last, uint64_t *prev_requests,
+		   bool summary)
+{
+	double dt = now - *last;
+
+	if (s->o.json)
+		print_json(s, now - start, dt, prev_requests);
+	else
+		print_view(s, now - start, dt, prev_requests, summary);
+	for (size_t i = 0; i < s->cfg.n_models; i++) {
+		struct model_stats_snapshot st;
+
+		if (!model_stats_snapshot(s->ms, i, &st))
+			prev_requests[i] = st.requests;
+	}
+	*last = now;
+}
+
+/* Sleep until until_s or a stop. */
+static void wait_until(struct serve *s, double until_s)
+{
+	if (s->m) {
+		measure_wait(s->m, until_s, &stop_requested);
+		return;
+	}
+	while (!stop_requested) {
+		double left = until_s - measure_now();
+		struct timespec ts;
+
+		if (left <= 0)
+			return;
+		if (left > 0.1)
+			left = 0.1;
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)(left * 1e9);
+		nanosleep(&ts, NULL);
+	}
+}
+
+static int run_loop(struct serve *s)
+{
+	uint64_t prev_requests[SERVE_MAX_MODELS] = { 0 };
+	double start = s->start_s, last = start;
+	long long ticks = 0;
+	int rc = 0;
+
+	for (double next = start + s->o.interval_s; !stop_requested; next += s->o.interval_s) {
+		wait_until(s, next);
+		if (tick(s, measure_now())) {
+			rc = 1;
+			break;
+		}
+		if (stop_requested)
+			break;
+		output(s, start, measure_now(), &last, prev_requests, false);
+		if (s->o.count && ++ticks >= s->o.count)
+			break;
+	}
+	proxy_stop(s->proxy);
+	s->proxy = NULL;
+	return rc;
+}
+
+static void install_signals(void)
+{
+	struct sigaction stop = { .sa_handler = on_stop_signal };
+	struct sigaction ign = { .sa_handler = SIG_IGN };
+	const int stops[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+
+	sigemptyset(&stop.sa_mask);
+	for (size_t i = 0; i < sizeof(stops) / sizeof(stops[0]); i++)
+		sigaction(stops[i], &stop, NULL);
+	sigaction(SIGPIPE, &ign, NULL);
+}
+
+static void free_serve(struct serve *s)
+{
+	proxy_stop(s->proxy);
+	if (s->m) {
+		measure_finish(s->m);
+		measure_close(s->m);
+	}
+	targets_free(&s->targets);
+	request_energy_free(s->re);
+	model_stats_free(s->ms);
+	if (s->log)
+		fclose(s->log);
+	free(s->local);
+	pthread_mutex_destroy(&s->lock);
+}
+
+int cmd_serve(int argc, char **argv)
+{
+	struct serve *s = calloc(1, sizeof(*s));
+	char err[768];
+	int rc;
+
+	if (!s) {
+		fprintf(stderr, "erg serve: out of memory\n");
+		return 1;
+	}
+	pthread_mutex_init(&s->lock, NULL);
+	for (size_t w = 0; w < SERVE_MAX_WORKERS; w++)
+		s->worker_jpr[w] = NAN;
+	rc = parse_args(argc, argv, &s->o);
+	if (rc) {
+		free_serve(s);
+		free(s);
+		return rc == 1 ? 0 : rc;
+	}
+	if (serve_config_load(&s->cfg, s->o.config, err, sizeof(err))) {
+		fprintf(stderr, "erg serve: %s\n", err);
+		rc = 2;
+		goto out;
+	}
+	if (s->o.log && !(s->log = fopen(s->o.log, "a"))) {
+		fprintf(stderr, "erg serve: --log %s: %s (check the path)\n", s->o.log, strerror(errno));
+		rc = 2;
+		goto out;
+	}
+	install_signals();
+	raise_nofile();
+	open_energy(s);
+	s->re = request_energy_new(s->cfg.n_workers, measure_now());
+	s->ms = model_stats_new(s->cfg.n_models);
+	if (!s->re || !s->ms) {
+		fprintf(stderr, "erg serve: out of memory\n");
+		rc = 1;
+		goto out;
+	}
+	rc = start_proxy(s);
+	if (!rc) {
+		double last;
+		uint64_t prev[SERVE_MAX_MODELS] = { 0 };
+
+		s->start_s = last = measure_now();
+		rc = run_loop(s);
+		tick(s, measure_now());	/* what completed while stopping */
+		output(s, s->start_s, measure_now(), &last, prev, true);
+	}
+out:
+	free_serve(s);
+	free(s);
+	return rc;
+}

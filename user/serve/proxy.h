@@ -1,0 +1,110 @@
+/* The erg serve proxy: HTTP/1.1 in front of the model workers, on io_uring.
+ *
+ * One ring per thread, each with its own SO_REUSEPORT listener (multishot
+ * accept) and its own pools of keep-alive connections to the workers; no
+ * thread per connection, no epoll. A connection's requests are answered in
+ * order (pipelined ones wait in its buffer until the one before is done).
+ *
+ * Routes: POST /v1/chat/completions and /v1/completions go to a worker of
+ * the body's "model" (fewest requests outstanding; ties: lower J/request);
+ * GET /v1/models, /healthz and /metrics are answered by erg. Responses from
+ * workers stream through as they arrive, body bytes untouched, with
+ * x-erg-request-id, x-erg-model and x-erg-worker added to the head.
+ *
+ * Requests are framed by http_parse (llhttp strict plus erg's checks); the
+ * body is read with cJSON only for its "model" and forwarded as received
+ * (chunked request bodies are forwarded de-chunked with a Content-Length).
+ *
+ * Faults: a worker refusing or closing before a byte of response: the
+ * request goes to another worker of the model (a pooled connection the
+ * worker had closed is retried once on a fresh one), else 502 JSON error. A
+ * worker dying mid-response: the client's connection is closed (a chunked
+ * stream then lacks its last chunk: the client sees the error). A client
+ * that has not sent a whole request within client_timeout_s is answered 408
+ * and closed; an idle keep-alive connection is closed after it. A health
+ * check connects to every worker each health_interval_s and marks it up or
+ * down. */
+#ifndef ERG_PROXY_H
+#define ERG_PROXY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "serve_config.h"
+
+#define PROXY_OWN_ID_BIT (1ULL << 63)
+
+/* One request, as the hooks see it. Times: CLOCK_MONOTONIC seconds. */
+struct proxy_request {
+	uint64_t id;		/* request_start's return, or erg's own number
+				 * with PROXY_OWN_ID_BIT set ("e12" in the header) */
+	int model;		/* index in serve_config.models, -1 if none */
+	int worker;		/* index in serve_config.workers, -1 if answered by erg */
+	int status;		/* status answered; 0: none (client gone, stream cut) */
+	bool broken;		/* the response was cut short (worker died, client gone) */
+	uint64_t bytes_in;	/* request bytes received from the client */
+	uint64_t bytes_out;	/* response bytes sent towards the client */
+	uint64_t sse_events;	/* SSE data: events in the response so far */
+	double start_s;		/* the whole request had arrived */
+	double first_byte_s;	/* first response byte from the worker; 0: none yet */
+	double end_s;
+};
+
+/* Called from the proxy threads, concurrently: each must be thread-safe.
+ * Any may be NULL. */
+struct proxy_hooks {
+	void *ud;
+	/* The request goes to worker r->worker (again on a retry: then
+	 * request_end for the failed try came first). Returns the request id
+	 * to use (> 0), or 0 for erg's own numbering. */
+	uint64_t (*request_start)(void *ud, const struct proxy_request *r);
+	/* Response data arrived from the worker: bytes and SSE events in it. */
+	void (*request_data)(void *ud, const struct proxy_request *r, uint64_t bytes,
+			     uint64_t sse_events);
+	/* The request is over (every request, also those answered by erg). */
+	void (*request_end)(void *ud, const struct proxy_request *r);
+	/* Measured joules per request of a worker; NaN or < 0 if not known. */
+	double (*worker_joules_per_request)(void *ud, size_t worker);
+	/* The /metrics body (Prometheus text 0.0.4): write at most cap bytes
+	 * into buf and return the full length (if it is > cap the proxy calls
+	 * again with a larger buffer). */
+	size_t (*render_metrics)(void *ud, char *buf, size_t cap);
+};
+
+struct proxy_options {
+	const struct serve_config *cfg;	/* models and workers; must outlive the proxy */
+	const char *listen_host;	/* numeric address or name */
+	uint16_t listen_port;		/* 0: any free port (proxy_port() says which) */
+	unsigned threads;		/* 0: one per online CPU */
+	uint64_t max_body;		/* request body limit; 0: 1 MiB */
+	double client_timeout_s;	/* 0: 30 s */
+	double health_interval_s;	/* 0: 1 s */
+	struct proxy_hooks hooks;
+};
+
+/* Per-model counts kept by the proxy itself (cumulative). */
+struct proxy_model_counts {
+	uint64_t requests;		/* answered, by any status */
+	uint64_t status_2xx, status_4xx, status_5xx, broken;
+	double latency_sum_s, latency_max_s, ttfb_sum_s;
+	uint64_t bytes_in, bytes_out, sse_events;
+};
+
+struct proxy;
+
+/* Bind the listeners and start the threads. NULL with one line in err
+ * (address in use, no io_uring, ...). */
+struct proxy *proxy_start(const struct proxy_options *opts, char *err, size_t errlen);
+/* Stop the threads, close every connection, free. */
+void proxy_stop(struct proxy *p);
+
+uint16_t proxy_port(const struct proxy *p);
+unsigned proxy_threads(const struct proxy *p);
+bool proxy_worker_up(const struct proxy *p, size_t worker);
+unsigned proxy_worker_outstanding(const struct proxy *p, size_t worker);
+/* Model -1: requests erg answered without a model (404 path, bad JSON...). */
+void proxy_model_counts(const struct proxy *p, int model, struct proxy_model_counts *out);
+/* Connections from clients open now. */
+unsigned proxy_clients(const struct proxy *p);
+
+#endif
