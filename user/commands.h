@@ -8,5 +8,6 @@ int cmd_top(int argc, char **argv);
 int cmd_sim(int argc, char **argv);
 int cmd_ledger(int argc, char **argv);
 int cmd_calibrate(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif
