@@ -73,6 +73,7 @@ stop_pid() {
 		done
 	done
 	wait "$pid" 2>/dev/null
+	STOP_STATUS=$?
 	return 0
 }
 
@@ -302,9 +303,27 @@ for mode in json stream; do
 	if [ "${#TARGETS[@]}" = 2 ]; then
 		awk -v m="$mode" -v er="$(stat_of "$mode" erg 3)" -v nr="$(stat_of "$mode" nginx 3)" \
 		    -v ep="$(stat_of "$mode" erg 4)" -v np="$(stat_of "$mode" nginx 4)" 'BEGIN {
+			met = (er >= 1.2 * nr && ep <= np) ? "met" : "not met"
 			printf "  %-6s %-8s %11.2fx %9.2fx   (goal: req/s >= 1.2x at p99 <= 1x: %s)\n",
-				m, "erg/ngx", er / nr, ep / np, er >= 1.2 * nr && ep <= np ? "met" : "not met" }'
+				m, "erg/ngx", er / nr, ep / np, met }'
 	fi
 done
+
+# A proxy or backend that crashes or ignores SIGINT/SIGTERM on the way out
+# is a failure too.
+stop_checked() {	# NAME PID LOG
+	local rc
+	stop_pid "$2"
+	rc=$STOP_STATUS
+	case $rc in
+	0 | 130 | 143) return 0 ;;	# exited, or ended by the signal it was sent
+	137) fail "$1 did not stop within 3 s of SIGINT and 3 s of SIGTERM (killed)" ;;
+	*) fail "$1 exited with status $rc while stopping$([ "$rc" -gt 128 ] && echo " (signal $((rc - 128)))")" ;;
+	esac
+	[ -n "$3" ] && tail -n 5 "$3"
+}
+[ -n "${ERG_PID:-}" ] && stop_checked "erg serve" "$ERG_PID" "$TMP/erg.log"
+[ -n "${NGINX_PID:-}" ] && stop_checked nginx "$NGINX_PID" "$TMP/nginx/error.log"
+stop_checked fast_backend "$BACKEND_PID" "$TMP/backend.log"
 [ "$FAILED" = 0 ] || { say "FAILED (see above)"; exit 1; }
 exit 0
