@@ -463,7 +463,7 @@ int journal_describe_damage(const struct journal_scan *scan, char *buf, size_t l
 		sep = "; ";
 	}
 	if (scan->tail_bytes && !scan->torn_tail) {
-		n = add(buf, len, n, "%s%llu unreadable bytes at the end, from offset %llu (not a torn write: longer than a record or not a record's beginning)",
+		n = add(buf, len, n, "%s%llu unreadable bytes at the end, from offset %llu, not a torn write",
 			sep, (unsigned long long)scan->tail_bytes, (unsigned long long)scan->good_end);
 		sep = "; ";
 	}
@@ -574,7 +574,7 @@ struct journal *journal_open(const char *path, bool fsync_each,
 		 * decides, with the valid history untouched. */
 		journal_describe_damage(scan, damage, sizeof(damage));
 		errbuf_set(err, errlen,
-		           "journal '%s' ends in damage, not a torn write: %s; not appending, nothing was changed. "
+		           "journal '%s' ends in damage: %s; not appending, nothing was changed. "
 		           "See 'erg ledger %s'; then move it aside and start a new journal, or keep its valid part with "
 		           "'truncate -s %llu %s' (drops everything from offset %llu)",
 		           q, damage, q, (unsigned long long)scan->good_end, q, (unsigned long long)scan->good_end);
