@@ -129,6 +129,36 @@ static void families_appear_once_with_their_series(void **state)
 	prom_buf_free(&b);
 }
 
+static void ledger_rows_from_a_live_ledger(void **state)
+{
+	struct ledger_config cfg;
+	struct prom_ledger pl;
+	struct ledger *l;
+	char err[256];
+
+	(void)state;
+	ledger_config_init(&cfg);
+	cfg.supply_watts = 10;
+	cfg.storage_joules = 4;
+	cfg.given = cfg.supply_given = true;
+	l = ledger_open(&cfg, err, sizeof(err));
+	assert_non_null(l);
+	ledger_start(l, 0);
+	ledger_add_demand(l, 0.5, 3);
+	ledger_add_demand(l, 1.5, 25);	/* half in each slot */
+	ledger_flush(l, 2.0);
+	prom_ledger_from(&pl, l);
+	assert_float_equal(pl.demand_joules, ledger_stats(l)->total_demand, 0);
+	assert_float_equal(pl.demand_joules, 28, 1e-9);
+	assert_float_equal(pl.supply_joules, 20, 1e-9);
+	assert_float_equal(pl.aux_joules, ledger_stats(l)->total_aux, 0);
+	assert_float_equal(pl.waste_joules, ledger_stats(l)->total_waste, 0);
+	assert_float_equal(pl.aux_joules, 8, 1e-9);	/* slots of 15.5 and 12.5 J, storage empty */
+	assert_float_equal(pl.storage_joules, ledger_storage(l), 0);
+	assert_int_equal(pl.regime, ledger_stats(l)->regime);
+	ledger_close(l);
+}
+
 /* The Prometheus client's parser reads the whole rendering back: every
  * family, type, label value (escapes undone) and histogram. */
 static const char parse_check[] =
@@ -204,6 +234,7 @@ int main(void)
 		cmocka_unit_test(family_sample_and_escaping),
 		cmocka_unit_test(histogram_buckets_are_cumulative),
 		cmocka_unit_test(families_appear_once_with_their_series),
+		cmocka_unit_test(ledger_rows_from_a_live_ledger),
 		cmocka_unit_test(prometheus_parser_reads_it_back),
 	};
 

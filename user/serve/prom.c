@@ -291,6 +291,18 @@ static void render_ledger(struct prom_buf *b, const struct prom_ledger *lg)
 	}
 }
 
+void prom_ledger_from(struct prom_ledger *out, const struct ledger *l)
+{
+	const struct ledger_stats *st = ledger_stats(l);
+
+	out->demand_joules = st->total_demand;
+	out->supply_joules = st->total_supply;
+	out->aux_joules = st->total_aux;
+	out->waste_joules = st->total_waste;
+	out->storage_joules = ledger_storage(l);
+	out->regime = st->regime;
+}
+
 void prom_render_erg(struct prom_buf *b, const struct prom_erg *in)
 {
 	render_energy(b, in);

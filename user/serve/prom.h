@@ -84,6 +84,9 @@ struct prom_ledger {
 	enum ledger_regime regime;
 };
 
+/* The ledger's totals, storage level and regime now. */
+void prom_ledger_from(struct prom_ledger *out, const struct ledger *l);
+
 struct prom_erg {
 	const struct prom_model *models;
 	size_t n_models;
