@@ -59,7 +59,7 @@ all: check-deps $(OUT)/erg $(FIXT_BINS) $(EXTRA_BINS)
 
 # Debian 12 packages erg builds and tests with; `make deps` installs them.
 DEB_PKGS := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config \
-            liburing-dev libcjson-dev libinih-dev libcmocka-dev node-llhttp \
+            liburing-dev libcjson-dev libinih-dev libcmocka-dev node-llhttp libclang-rt-dev \
             make gcc python3 util-linux git curl wrk nginx-light
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (it calls apt-get install)"; exit 2; fi
@@ -80,6 +80,8 @@ check-deps:
 	hdr bpf/libbpf.h libbpf-dev; hdr gelf.h libelf-dev; hdr zlib.h zlib1g-dev; \
 	hdr liburing.h liburing-dev; hdr cjson/cJSON.h libcjson-dev; hdr ini.h libinih-dev; \
 	hdr cmocka.h libcmocka-dev; [ -e /usr/share/include/llhttp/llhttp.h ] || missing="$$missing node-llhttp"; \
+	[ -e "$$($(CLANG) -print-resource-dir 2>/dev/null)/lib/linux/libclang_rt.fuzzer-$$(uname -m).a" ] || \
+	  missing="$$missing libclang-rt-dev"; \
 	if [ -n "$$missing" ] && [ "$$(id -u)" = 0 ] && [ "$(AUTO_DEPS)" = 1 ]; then \
 	  echo "erg: installing missing Debian package(s):$$missing (make deps)"; \
 	  $(MAKE) --no-print-directory deps || exit 2; \

@@ -123,7 +123,7 @@ static enum http_parse_rc run_split(struct trace *t, enum http_parse_kind kind, 
 		if (rc == HTTP_PARSE_ERR)
 			say_error(t, p);
 	}
-#ifdef TRACE_DEBUG
+#ifdef TRACE_DEBUG	/* -DTRACE_DEBUG shows every trace */
 	fprintf(stderr, "--\n%s", t->text);
 #endif
 	http_parse_free(p);
@@ -379,6 +379,17 @@ static void other_transfer_codings_are_refused(void **state)
 			 400);
 }
 
+static void header_without_a_name_is_rejected(void **state)
+{
+	const char *why;
+
+	(void)state;
+	/* llhttp 8.1 passes ": x" as a header with an empty name */
+	assert_int_equal(request_status("GET / HTTP/1.1\r\nHost: a\r\n: chunked\r\n\r\n", &why), 400);
+	assert_string_equal(why, "header line without a name");
+	assert_int_equal(request_status("GET / HTTP/1.1\r\nHost: a\r\n:\r\n\r\n", NULL), 400);
+}
+
 static void bad_chunk_size_is_rejected(void **state)
 {
 	(void)state;
@@ -540,6 +551,7 @@ int main(void)
 		cmocka_unit_test(conflicting_content_length_is_rejected),
 		cmocka_unit_test(content_length_with_transfer_encoding_is_rejected),
 		cmocka_unit_test(other_transfer_codings_are_refused),
+		cmocka_unit_test(header_without_a_name_is_rejected),
 		cmocka_unit_test(bad_chunk_size_is_rejected),
 		cmocka_unit_test(unsupported_version_and_connect),
 		cmocka_unit_test(head_over_the_limit_is_431),

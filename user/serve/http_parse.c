@@ -50,7 +50,7 @@ struct http_parse {
 	struct slice target;
 	struct header *headers;
 	size_t nheaders, cap_headers;
-	bool in_value;		/* last header span was a value */
+	bool in_value;		/* the last header's value is complete */
 
 	uint64_t body_bytes;
 	/* server-sent events: the first bytes of the current body line */
@@ -107,7 +107,9 @@ static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http_parse *p = of(ll);
 
-	if (p->phase != PH_HEAD)	/* trailers of a chunked body: not kept */
+	/* trailers of a chunked body are not kept; llhttp 8.1 gives an empty
+	 * span for a line starting with ':', which on_header_value refuses */
+	if (p->phase != PH_HEAD || len == 0)
 		return 0;
 	if (p->nheaders == 0 || p->in_value) {
 		if (p->nheaders == p->cap_headers) {
@@ -130,20 +132,24 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http_parse *p = of(ll);
 
-	if (p->phase != PH_HEAD || p->nheaders == 0)
+	if (p->phase != PH_HEAD)
 		return 0;
+	if (p->nheaders == 0 || p->in_value)	/* llhttp 8.1 takes ": x" */
+		return fail(p, 400, "header line without a name");
 	grow(p, &p->headers[p->nheaders - 1].value, at, len);
-	p->in_value = true;
 	return 0;
 }
 
-/* An empty value has no span: still a header, with an empty value. */
+/* The value ended (an empty one had no span at all). */
 static int on_header_value_complete(llhttp_t *ll)
 {
 	struct http_parse *p = of(ll);
 
-	if (p->phase == PH_HEAD)
-		p->in_value = true;
+	if (p->phase != PH_HEAD)
+		return 0;
+	if (p->nheaders == 0 || p->in_value)
+		return fail(p, 400, "header line without a name");
+	p->in_value = true;
 	return 0;
 }
 
@@ -186,6 +192,8 @@ static int on_body(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http_parse *p = of(ll);
 
+	if (len == 0)	/* an empty span when a feed ends in the body */
+		return 0;
 	p->body_bytes += len;
 	if (p->limits.max_body && p->body_bytes > p->limits.max_body)
 		return fail(p, 413, "body larger than the limit");
