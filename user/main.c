@@ -2,6 +2,7 @@
  * subcommands of commands.h. */
 #include <stdio.h>
 #include <string.h>
+#include "cli.h"
 #include "commands.h"
 
 struct command {
@@ -31,6 +32,8 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+	char q[80];
+
 	if (argc < 2) {
 		usage(stderr);
 		return 2;
@@ -42,6 +45,6 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "erg: unknown command '%s' (see 'erg --help')\n", argv[1]);
+	fprintf(stderr, "erg: unknown command '%s' (see 'erg --help')\n", cli_quote(argv[1], q, sizeof(q)));
 	return 2;
 }

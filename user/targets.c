@@ -84,6 +84,32 @@ static int check_pid_alive(const char *proc_root, int pid, char *err, size_t err
 	return 0;
 }
 
+/* "--pid WHAT" of spec: a process that runs now; its name is the model
+ * unless one was given (model[0] set). */
+static int parse_live_pid(const char *what, const char *spec, const char *proc_root, char *model,
+			  size_t model_len, int *pid, char *err, size_t errlen)
+{
+	char q[80], qw[80];
+	long long big;
+
+	if (cli_pid("--pid", what, pid, NULL, 0)) {
+		if (!cli_long("--pid", what, 1, LLONG_MAX, "", &big, NULL, 0))
+			snprintf(err, errlen, "--pid %lld: no such process (process ids go up to 4194304)", big);
+		else
+			snprintf(err, errlen, "--pid '%s': '%s' is not a process id, a whole number from 1 to 4194304 (expected PID[=MODEL], e.g. --pid 4242=qwen-7b)",
+				 cli_quote(spec, q, sizeof(q)), cli_quote(what, qw, sizeof(qw)));
+		return -1;
+	}
+	if (check_pid_alive(proc_root, *pid, err, errlen))
+		return -1;
+	if (!model[0] && procfs_comm(proc_root, *pid, model, model_len) < 0) {
+		/* it exited just now */
+		snprintf(err, errlen, "--pid %d: no such process (check it with: ps -p %d)", *pid, *pid);
+		return -1;
+	}
+	return 0;
+}
+
 int target_add(struct target_set *set, enum target_kind kind, const char *spec,
 	       const char *proc_root, char *err, size_t errlen)
 {
@@ -120,26 +146,8 @@ int target_add(struct target_set *set, enum target_kind kind, const char *spec,
 	t->kind = kind;
 	switch (kind) {
 	case TARGET_PID:
-		if (cli_pid("--pid", what, &t->pid, NULL, 0)) {
-			char q[80], qw[80];
-			long long big;
-
+		if (parse_live_pid(what, spec, proc_root, model, sizeof(model), &t->pid, err, errlen)) {
 			set->n--;
-			if (!cli_long("--pid", what, 1, LLONG_MAX, "", &big, NULL, 0)) {
-				snprintf(err, errlen, "--pid %lld: no such process (process ids go up to 4194304)", big);
-				return -1;
-			}
-			snprintf(err, errlen, "--pid '%s': '%s' is not a process id, a whole number from 1 to 4194304 (expected PID[=MODEL], e.g. --pid 4242=qwen-7b)",
-				 cli_quote(spec, q, sizeof(q)), cli_quote(what, qw, sizeof(qw)));
-			return -1;
-		}
-		if (check_pid_alive(proc_root, t->pid, err, errlen)) {
-			set->n--;
-			return -1;
-		}
-		if (!model[0] && procfs_comm(proc_root, t->pid, model, sizeof(model)) < 0) {
-			set->n--;	/* it exited just now */
-			snprintf(err, errlen, "--pid %d: no such process (check it with: ps -p %d)", t->pid, t->pid);
 			return -1;
 		}
 		break;
