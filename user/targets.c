@@ -116,6 +116,7 @@ int target_add(struct target_set *set, enum target_kind kind, const char *spec,
 	char what[TARGET_PATH_LEN], model[TARGET_MODEL_LEN] = "";
 	const char *eq = strrchr(spec, '=');
 	size_t what_len = eq ? (size_t)(eq - spec) : strlen(spec);
+	char qs[TEXTFILE_QUOTED_MAX];	/* spec or name escaped for a message */
 	struct target *t;
 
 	if (set->n >= ERG_MAX_WORKERS) {
@@ -123,7 +124,7 @@ int target_add(struct target_set *set, enum target_kind kind, const char *spec,
 		return -1;
 	}
 	if (what_len == 0 || what_len >= sizeof(what)) {
-		snprintf(err, errlen, "%s '%s': expected %s[=MODEL]", kind_flag(kind), spec,
+		snprintf(err, errlen, "%s '%s': expected %s[=MODEL]", kind_flag(kind), cli_quote(spec, qs, sizeof(qs)),
 			 kind == TARGET_PID ? "PID" : kind == TARGET_COMM ? "NAME" : "PATH");
 		return -1;
 	}
@@ -132,7 +133,7 @@ int target_add(struct target_set *set, enum target_kind kind, const char *spec,
 	if (eq) {
 		if (!valid_model_name(eq + 1)) {
 			snprintf(err, errlen, "%s '%s': model name after '=' must be 1-%d printable characters without spaces or quotes",
-				 kind_flag(kind), spec, TARGET_MODEL_LEN - 1);
+				 kind_flag(kind), cli_quote(spec, qs, sizeof(qs)), TARGET_MODEL_LEN - 1);
 			return -1;
 		}
 		snprintf(model, sizeof(model), "%s", eq + 1);
@@ -154,7 +155,7 @@ int target_add(struct target_set *set, enum target_kind kind, const char *spec,
 	case TARGET_COMM:
 		if (what_len >= ERG_COMM_LEN) {
 			set->n--;
-			snprintf(err, errlen, "--comm '%s': process names are at most %d characters (as in /proc/PID/comm)", what, ERG_COMM_LEN - 1);
+			snprintf(err, errlen, "--comm '%s': process names are at most %d characters (as in /proc/PID/comm)", cli_quote(what, qs, sizeof(qs)), ERG_COMM_LEN - 1);
 			return -1;
 		}
 		memcpy(t->comm, what, what_len + 1);
@@ -168,12 +169,12 @@ int target_add(struct target_set *set, enum target_kind kind, const char *spec,
 
 		if (stat(what, &st) < 0 || !S_ISDIR(st.st_mode)) {
 			set->n--;
-			snprintf(err, errlen, "--cgroup '%s': no such cgroup directory (give the path under the cgroup v2 mount, e.g. /sys/fs/cgroup/my.slice)", what);
+			snprintf(err, errlen, "--cgroup '%s': no such cgroup directory (give the path under the cgroup v2 mount, e.g. /sys/fs/cgroup/my.slice)", cli_quote(what, qs, sizeof(qs)));
 			return -1;
 		}
 		if (statfs(what, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC) {
 			set->n--;
-			snprintf(err, errlen, "--cgroup '%s': not a cgroup v2 directory (erg follows cgroup v2 only; find its mount with: mount -t cgroup2)", what);
+			snprintf(err, errlen, "--cgroup '%s': not a cgroup v2 directory (erg follows cgroup v2 only; find its mount with: mount -t cgroup2)", cli_quote(what, qs, sizeof(qs)));
 			return -1;
 		}
 		snprintf(t->path, sizeof(t->path), "%s", what);

@@ -291,6 +291,31 @@ static void config_special_files(void **state)
 	targets_free(&set);
 }
 
+/* Names and values from a config file come back escaped, never as raw
+ * escape codes on the terminal. */
+static void config_echoes_escaped(void **state)
+{
+	static const char *const files[] = {
+		"[model a]\ncomm = \033[2Jaaaaaaaaaaaaaaaaaaaaaaa\n",
+		"[model \033[31m]\ncomm = x\n",
+		"[model a]\ncgroup = /nonexistent/\033]0;t\a\n",
+		"[power]\nsource = \033[5m\n",
+		"[\033[1m]\nx = 1\n",
+	};
+	struct target_set set = { 0 };
+	char err[512], path[300];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/esc.ini", root);
+	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		write_file("esc.ini", files[i]);
+		assert_int_equal(targets_load_config(&set, path, root, err, sizeof(err)), -1);
+		if (strchr(err, '\033') || strchr(err, '\a') || !strstr(err, "\\x1b"))
+			fail_msg("file %zu: '%s'", i, err);
+		targets_free(&set);
+	}
+}
+
 static void procfs_readers(void **state)
 {
 	char comm[32];
@@ -317,6 +342,7 @@ int main(void)
 		cmocka_unit_test(config_power_values_in_range),
 		cmocka_unit_test(config_long_lines),
 		cmocka_unit_test(config_special_files),
+		cmocka_unit_test(config_echoes_escaped),
 		cmocka_unit_test(procfs_readers),
 	};
 	return cmocka_run_group_tests_name("targets", tests, setup, teardown);
