@@ -87,7 +87,7 @@ static int bad_supply(const char *opt, const char *s, const char *form, char *er
 {
 	char q[80];
 
-	errbuf_set(err, errlen, "%s '%s': expected %s above 0, each a multiple of b* up to %g "
+	errbuf_set(err, errlen, "%s '%s': expected %s a multiple of b* up to %g "
 		   "(1.1 or 1.1x) or joules per slot up to %g (15000 or 15000J)", opt,
 		   cli_quote(s, q, sizeof(q)), form, SIM_MAX_MULTIPLE, SIM_MAX_SUPPLY_J);
 	return -1;
@@ -100,10 +100,10 @@ static int parse_supply(const char *s, struct sim_args *a, char *err, size_t err
 
 	if (strip_unit(s, num, sizeof(num), &unit) ||
 	    cli_double("--supply", num, -INFINITY, INFINITY, "supply", &a->supply[0], NULL, 0))
-		return bad_supply("--supply", s, "a number", err, errlen);
+		return bad_supply("--supply", s, "a number above 0:", err, errlen);
 	a->supply_multiple = unit ? unit == UNIT_MULTIPLE : a->supply[0] <= SIM_MULTIPLE_LIMIT;
 	if (!supply_in_range(a->supply[0], a->supply_multiple))
-		return bad_supply("--supply", s, "a number", err, errlen);
+		return bad_supply("--supply", s, "a number above 0:", err, errlen);
 	a->supply_kind = SIM_SUPPLY_ONE;
 	return 0;
 }
@@ -120,7 +120,7 @@ static int parse_sweep(const char *s, struct sim_args *a, char *err, size_t errl
 		size_t len = strcspn(p, ":");
 
 		if (len >= sizeof(field) || used + len + 2 > sizeof(bare))
-			return bad_supply("--sweep-supply", s, "LO:HI:STEP, three numbers", err, errlen);
+			return bad_supply("--sweep-supply", s, "LO:HI:STEP, three numbers above 0, each", err, errlen);
 		memcpy(field, p, len);
 		field[len] = '\0';
 		strip_unit(field, field, sizeof(field), k < 3 ? &unit[k] : &u);
@@ -130,7 +130,7 @@ static int parse_sweep(const char *s, struct sim_args *a, char *err, size_t errl
 		p += len + 1;
 	}
 	if (cli_double_list("--sweep-supply", bare, ':', 3, a->supply, NULL, 0))
-		return bad_supply("--sweep-supply", s, "LO:HI:STEP, three numbers", err, errlen);
+		return bad_supply("--sweep-supply", s, "LO:HI:STEP, three numbers above 0, each", err, errlen);
 	u = unit[0] ? unit[0] : unit[1] ? unit[1] : unit[2];
 	for (int i = 0; i < 3; i++)
 		if (unit[i] && unit[i] != u) {
@@ -141,7 +141,7 @@ static int parse_sweep(const char *s, struct sim_args *a, char *err, size_t errl
 	a->supply_multiple = u ? u == UNIT_MULTIPLE : a->supply[1] <= SIM_MULTIPLE_LIMIT;
 	for (int i = 0; i < 3; i++)
 		if (!supply_in_range(a->supply[i], a->supply_multiple))
-			return bad_supply("--sweep-supply", s, "LO:HI:STEP, three numbers", err, errlen);
+			return bad_supply("--sweep-supply", s, "LO:HI:STEP, three numbers above 0, each", err, errlen);
 	if (a->supply[1] < a->supply[0]) {
 		errbuf_set(err, errlen, "--sweep-supply '%s': needs LO <= HI", cli_quote(s, q, sizeof(q)));
 		return -1;

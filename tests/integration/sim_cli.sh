@@ -173,5 +173,52 @@ done
 "$ERG" sim >/dev/null 2>&1; [ $? = 2 ] || fail "no --scenario should exit 2"
 "$ERG" sim --scenario "$tmp/nonexistent.ini" 2>"$tmp/ne.err"; [ $? = 2 ] || fail "missing file should exit 2"
 grep -q "nonexistent.ini" "$tmp/ne.err" || fail "missing file not named"
+
+# 6. numbers that used to overflow a float-to-integer conversion (rng.c) or
+# print inf and nan with exit 0: refused with the range, exit 2
+refuse() { # name want-in-message sed-script [extra args]
+	sed "$3" "$ref" >"$tmp/$1.ini"
+	timeout 120 "$ERG" sim --scenario "$tmp/$1.ini" --slots 100 --quiet ${4:-} >"$tmp/$1.out" 2>"$tmp/$1.err"
+	rc=$?
+	[ "$rc" = 2 ] || { cat "$tmp/$1.err"; fail "$1: exit $rc, want 2 (124: it ran on)"; }
+	grep -qF -- "$2" "$tmp/$1.err" || { cat "$tmp/$1.err"; fail "$1: the message does not say '$2'"; }
+	[ ! -s "$tmp/$1.out" ] || fail "$1: printed results anyway"
+	echo "refused as expected: $(cat "$tmp/$1.err")"
+}
+refuse tasks_huge "'tasks_per_slot'" "s/^tasks_per_slot *=.*/tasks_per_slot = 1e308/"
+grep -q "at most 1e6\|to 1e6" "$tmp/tasks_huge.err" || fail "the tasks_per_slot message does not give the range"
+refuse tasks_1e15 "'tasks_per_slot'" "s/^tasks_per_slot *=.*/tasks_per_slot = 1e15/"
+refuse dispersion "variance ratio must be at most 1e6" \
+	"s/^tasks_per_slot *=.*/tasks_per_slot = 20\narrivals = overdispersed\nvariance_ratio = 1e300/"
+printf '0,2e6\n86400,2e6\n' >"$tmp/rate.csv"
+refuse rate_trace "more than 1e6 tasks in a slot" \
+	"s|^tasks_per_slot *=.*|arrivals = trace\narrival_trace = $tmp/rate.csv|"
+refuse huge_model "J per slot, above" "s/^params = .*/params = 1e159/"
+# 1e15 J per slot is the largest supply: a run at the edge prints numbers;
+# above it is a usage error
+"$ERG" sim --scenario "$ref" --slots 100 --quiet --supply 1e15J --policy mean >"$tmp/edge.txt" \
+	|| fail "--supply 1e15J exited $?"
+! grep -inE "nan|inf" "$tmp/edge.txt" || fail "--supply 1e15J printed nan or inf"
+refuse too_much_supply "--supply" "s/^c_w *=.*/c_w = 1/" "--supply 2e15J"
+# at the bound, a run still finishes, and progress never claims ~0 s left
+# before any slot is done
+sed "s/^tasks_per_slot *=.*/tasks_per_slot = 1e6/" "$ref" >"$tmp/busy.ini"
+timeout 300 "$ERG" sim --scenario "$tmp/busy.ini" --slots 3 --policy mean >"$tmp/busy.out" 2>"$tmp/busy.err" \
+	|| { cat "$tmp/busy.err"; fail "1e6 tasks per slot exited $?"; }
+! grep -E " 0% of .*~0 s left" "$tmp/busy.err" || fail "the progress line claims ~0 s left at 0%"
+
+# 7. valid scenarios whose closed forms are undefined (no prices, almost no
+# tasks) print '-' there, never nan or inf
+sed -e "s/^c_a *=.*/c_a = 0/" -e "s/^c_w *=.*/c_w = 0/" "$ref" >"$tmp/free.ini"
+sed "s/^tasks_per_slot *=.*/tasks_per_slot = 0.001/" "$ref" >"$tmp/idle.ini"
+for sc in free idle; do
+	"$ERG" sim --scenario "$tmp/$sc.ini" --slots 300 --quiet >"$tmp/$sc.txt" 2>"$tmp/$sc.err" \
+		|| { cat "$tmp/$sc.err"; fail "$sc scenario exited $?"; }
+	! grep -inE "nan|inf" "$tmp/$sc.txt" || fail "$sc scenario printed nan or inf"
+	"$ERG" sim --scenario "$tmp/$sc.ini" --slots 300 --quiet --json >"$tmp/$sc.json" \
+		|| fail "$sc scenario --json exited $?"
+	python3 -c "import json,sys; json.load(open(sys.argv[1]), parse_constant=lambda c: sys.exit('JSON has ' + c))" \
+		"$tmp/$sc.json" || fail "$sc scenario: JSON with NaN or Infinity"
+done
 echo "erg sim: all checks passed"
 exit 0
