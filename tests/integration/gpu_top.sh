@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
 # erg top's GPU part against the stub CUDA driver: exact launch counts, busy
-# time within 5%, shares, late workers, 50-worker attach time, conservation.
+# time within 5%, shares, late workers, 50 workers at once, conservation.
 # san: yes
 exec python3 "$ERG_ROOT/tests/integration/gpu_top.py"

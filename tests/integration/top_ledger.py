@@ -10,9 +10,7 @@ import ergtest as t
 
 t.require_bpf()
 _, busy = t.start_worker("--duty", "0.5")
-journal = "/tmp/erg-top-ledger-%d.journal" % os.getpid()
-if os.path.exists(journal):
-    os.unlink(journal)
+journal = os.path.join(t.TMP, "ledger.journal")
 
 
 def run(supply, extra=()):
@@ -41,7 +39,6 @@ doc = json.loads(r.stdout)
 t.check(doc["slots"] >= last["slots"], "journal holds every closed slot (%d >= %d)" % (doc["slots"], last["slots"]))
 t.check(abs(doc["total"]["demand"] - last["total"]["demand"]) < 1e-6 + 0.3 * last["mean"]["demand"],
         "journal total demand matches erg top's ledger")
-os.unlink(journal)
 
 _, last = run(50)
 t.log("supply 50 W: regime %s" % last["regime"])

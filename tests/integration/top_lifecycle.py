@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import ergtest as t
 
@@ -15,17 +14,18 @@ t.require_bpf()
 
 # --- a child forked after attach -------------------------------------------
 _, late = t.start_worker("--duty", "0.3", "--late-children", "1", "--late-after", "1.0")
-t.signal_group(late, signal.SIGSTOP)
-before = t.group_cpu_seconds(late)
+before = t.freeze_groups([late])
 erg = t.Erg("top", "--pid", "%d=late" % late, "--json", "0.5")
 erg.wait_for(lambda l: l.get("type") == "total")
 t.signal_group(late, signal.SIGCONT)
-time.sleep(3.5)
-t.signal_group(late, signal.SIGSTOP)
-time.sleep(0.1)
-erg.wait_ticks(2)
-proc = t.group_cpu_seconds(late) - before
-row = erg.last_model("late")
+# the child is forked 1 s after start: wait for it, run until the tree has
+# burned CPU, then compare at an instant where the whole tree is frozen
+deadline = time.monotonic() + 60
+while len(t.group_pids(late)) < 2 and time.monotonic() < deadline:
+    time.sleep(0.1)
+after = t.run_until_burned([late], before, 1.5)
+proc = after[late] - before[late]
+row = erg.reading_after("late")
 t.check(row["workers"] == 2, "child forked after attach is adopted (2 processes, got %d)" % row["workers"])
 err = t.relative_error(row["cpu_s"], proc)
 t.log("late fork: erg %.3f s, /proc %.3f s, error %.2f%%" % (row["cpu_s"], proc, 100 * err))
@@ -38,11 +38,14 @@ p, short = t.start_worker("--duty", "0.5", "--seconds", "1.5")
 _, stays = t.start_worker("--duty", "0.2")
 erg = t.Erg("top", "--pid", "%d=short" % short, "--pid", "%d=stays" % stays, "--json", "0.5")
 erg.wait_for(lambda l: l.get("type") == "total")
-p.wait(timeout=10)
+p.wait(timeout=60)
 erg.wait_ticks(3)
 row = erg.last_model("short")
+alive = [l["cpu_s"] for l in erg.lines() if l.get("type") == "model" and l["model"] == "short" and l["workers"] == 1]
 t.check(row["workers"] == 0, "exited worker leaves no tracked process behind")
-t.check(row["cpu_s"] > 0.3, "its CPU time is kept after it exits (%.2f s)" % row["cpu_s"])
+t.check(alive and row["cpu_s"] > 0 and row["cpu_s"] >= max(alive),
+        "its CPU time is kept after it exits (%.3f s, %.3f s at its last tick alive)" %
+        (row["cpu_s"], max(alive) if alive else 0))
 t.check(erg.proc.poll() is None, "erg keeps running after a worker exits")
 t.check(erg.last_model("stays")["workers"] == 1, "the other worker is still tracked")
 t.check(erg.stop() == 0, "erg exits 0")
@@ -50,33 +53,29 @@ t.check_conservation(erg.lines())
 t.cleanup()
 
 # --- --comm picks up a process started after attach --------------------------
-tmp = tempfile.mkdtemp()
-spin = os.path.join(tmp, "ergspin")
+spin = os.path.join(t.TMP, "ergspin")
 shutil.copy(t.BUSY, spin)
 erg = t.Erg("top", "--comm", "ergspin=spinner", "--json", "0.5")
 erg.wait_for(lambda l: l.get("type") == "total")
 t.check(erg.last_model("spinner")["workers"] == 0, "no ergspin process before it starts")
-sp = subprocess.Popen([spin, "--duty", "0.5", "--seconds", "3"], stdout=subprocess.DEVNULL, start_new_session=True)
+sp = subprocess.Popen([spin, "--duty", "0.5"], stdout=subprocess.DEVNULL, start_new_session=True)
 t._started.append(sp)
-time.sleep(1.0)
-pid_cpu = None
-deadline = time.monotonic() + 10
-while time.monotonic() < deadline and sp.poll() is None:
-    try:
-        pid_cpu = t.proc_cpu_seconds(sp.pid)
-    except OSError:
-        break
-    time.sleep(0.05)
-sp.wait(timeout=10)
+# run it until it has burned a second of CPU, freeze it, and compare erg's
+# next reading with the kernel's figure at that frozen instant
+frozen = t.run_until_burned([sp.pid], {sp.pid: 0.0}, 1.0)[sp.pid]
+row = erg.reading_after("spinner")
+t.log("comm: erg %.3f s, /proc %.3f s (the process's whole life, fork to now)" % (row["cpu_s"], frozen))
+t.check(row["workers"] == 1, "the ergspin process started after attach is tracked")
+t.check(frozen > 0.9 and row["cpu_s"] >= frozen * 0.98,
+        "process started after attach counted from its exec (erg %.3f >= 98%% of %.3f)" % (row["cpu_s"], frozen))
+t.check(row["cpu_s"] <= frozen * 1.02, "and not more than it burned (erg %.3f <= 102%% of %.3f)" % (row["cpu_s"], frozen))
+os.killpg(sp.pid, signal.SIGKILL)
+sp.wait(timeout=60)
 erg.wait_ticks(2)
-row = erg.last_model("spinner")
-t.log("comm: erg %.3f s, /proc %.3f s (last reading before exit)" % (row["cpu_s"], pid_cpu))
-t.check(row["workers"] == 0, "the exited ergspin process is dropped")
-t.check(pid_cpu > 1.0 and row["cpu_s"] >= pid_cpu * 0.98,
-        "process started after attach counted from its exec (erg %.3f >= 98%% of %.3f)" % (row["cpu_s"], pid_cpu))
-t.check(row["cpu_s"] <= pid_cpu * 1.05 + 0.05, "and not more than it burned")
+gone = erg.last_model("spinner")
+t.check(gone["workers"] == 0, "the exited ergspin process is dropped")
+t.check(gone["cpu_s"] >= row["cpu_s"], "its CPU time is kept after it exits")
 erg.stop()
-shutil.rmtree(tmp)
 t.cleanup()
 
 # --- --cgroup ------------------------------------------------------------------
@@ -97,16 +96,12 @@ try:
     t.signal_group(member, signal.SIGSTOP)
     with open(os.path.join(cg, "cgroup.procs"), "w") as f:
         f.write(str(member))
-    before = t.group_cpu_seconds(member)
+    before = t.freeze_groups([member])
     erg = t.Erg("top", "--cgroup", cg + "=boxed", "--json", "0.5")
     erg.wait_for(lambda l: l.get("type") == "total")
-    t.signal_group(member, signal.SIGCONT)
-    time.sleep(3)
-    t.signal_group(member, signal.SIGSTOP)
-    time.sleep(0.1)
-    erg.wait_ticks(2)
-    proc = t.group_cpu_seconds(member) - before
-    row = erg.last_model("boxed")
+    after = t.run_until_burned([member], before, 1.5)
+    proc = after[member] - before[member]
+    row = erg.reading_after("boxed")
     err = t.relative_error(row["cpu_s"], proc)
     t.log("cgroup: erg %.3f s, /proc %.3f s, error %.2f%%, processes %d" % (row["cpu_s"], proc, 100 * err, row["workers"]))
     t.check(row["workers"] == 1, "only the process in the cgroup is tracked")
