@@ -372,12 +372,20 @@ static int start_proxy(struct serve *s)
 	uint16_t port;
 
 	if (s->o.listen) {
-		if (cli_hostport("--listen", s->o.listen, host, sizeof(host), &port, err, sizeof(err))) {
+		char spec[SERVE_HOST_LEN + 16];
+		size_t len = strlen(s->o.listen);
+		bool any_port = len > 2 && len < sizeof(spec) && !strcmp(s->o.listen + len - 2, ":0");
+
+		/* port 0 (any free port, said on stderr) is for tests and scripts */
+		snprintf(spec, sizeof(spec), "%s", s->o.listen);
+		if (any_port)
+			spec[len - 1] = '1';
+		if (cli_hostport("--listen", spec, host, sizeof(host), &port, err, sizeof(err))) {
 			fprintf(stderr, "erg serve: %s\n", err);
 			return 2;
 		}
 		po.listen_host = host;
-		po.listen_port = port;
+		po.listen_port = any_port ? 0 : port;
 	} else if (s->cfg.have_listen) {
 		po.listen_host = s->cfg.listen_host;
 		po.listen_port = s->cfg.listen_port;
@@ -476,9 +484,11 @@ static int tick(struct serve *s, double now)
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
 		n = s->n_local < 256 ? s->n_local : 256;
-		memcpy(done, s->local, n * sizeof(*done));
-		memmove(s->local, s->local + n, (s->n_local - n) * sizeof(*done));
-		s->n_local -= n;
+		if (n) {
+			memcpy(done, s->local, n * sizeof(*done));
+			memmove(s->local, s->local + n, (s->n_local - n) * sizeof(*done));
+			s->n_local -= n;
+		}
 		pthread_mutex_unlock(&s->lock);
 		if (!n)
 			break;
@@ -510,13 +520,11 @@ static void print_view(struct serve *s, double elapsed, double dt, const uint64_
 	       summary ? "AVG/S" : "REQ/S", "ERRS", "LAT_MS", "P99_MS", "JOULES", "J/REQ", "SD_J");
 	for (size_t i = 0; i < s->cfg.n_models; i++) {
 		struct model_stats_snapshot st;
-		struct proxy_model_counts pc;
 		char workers[24];
 		double rate;
 
 		if (model_stats_snapshot(s->ms, i, &st))
 			continue;
-		proxy_model_counts(s->proxy, (int)i, &pc);
 		rate = summary ? (elapsed > 0 ? st.requests / elapsed : 0)
 			       : (dt > 0 ? (st.requests - prev_requests[i]) / dt : 0);
 		snprintf(workers, sizeof(workers), "%u/%zu", workers_up(s, i), s->cfg.models[i].n_workers);
@@ -621,8 +629,7 @@ static int run_loop(struct serve *s)
 		if (s->o.count && ++ticks >= s->o.count)
 			break;
 	}
-	proxy_stop(s->proxy);
-	s->proxy = NULL;
+	proxy_stop(s->proxy);	/* its counts stay readable for the summary */
 	return rc;
 }
 
@@ -640,7 +647,7 @@ static void install_signals(void)
 
 static void free_serve(struct serve *s)
 {
-	proxy_stop(s->proxy);
+	proxy_free(s->proxy);
 	if (s->m) {
 		measure_finish(s->m);
 		measure_close(s->m);

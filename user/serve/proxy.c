@@ -964,12 +964,21 @@ fail:
 
 void proxy_stop(struct proxy *p)
 {
-	if (!p)
+	if (!p || !p->threads)
 		return;
 	atomic_store(&p->stop, true);	/* each thread sees it at its next tick */
 	for (unsigned i = 0; i < p->n_threads; i++)
 		pthread_join(p->threads[i].tid, NULL);
 	free_threads(p, p->n_threads);
+	p->threads = NULL;
+	upstreams_stop_checks(p->ups);
+}
+
+void proxy_free(struct proxy *p)
+{
+	if (!p)
+		return;
+	proxy_stop(p);
 	upstreams_free(p->ups);
 	free(p->models_body);
 	for (size_t i = 0; i <= SERVE_MAX_MODELS; i++)

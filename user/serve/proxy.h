@@ -95,8 +95,10 @@ struct proxy;
 /* Bind the listeners and start the threads. NULL with one line in err
  * (address in use, no io_uring, ...). */
 struct proxy *proxy_start(const struct proxy_options *opts, char *err, size_t errlen);
-/* Stop the threads, close every connection, free. */
+/* Stop the threads and close every connection (the worker states and
+ * counts stay readable), then proxy_free(). */
 void proxy_stop(struct proxy *p);
+void proxy_free(struct proxy *p);
 
 uint16_t proxy_port(const struct proxy *p);
 unsigned proxy_threads(const struct proxy *p);

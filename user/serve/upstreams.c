@@ -109,16 +109,22 @@ struct upstreams *upstreams_new(const struct serve_config *cfg, double health_in
 	return u;
 }
 
-void upstreams_free(struct upstreams *u)
+void upstreams_stop_checks(struct upstreams *u)
 {
-	if (!u)
-		return;
 	pthread_mutex_lock(&u->lock);
 	u->stopping = true;
 	pthread_cond_signal(&u->wake);
 	pthread_mutex_unlock(&u->lock);
 	if (u->health_running)
 		pthread_join(u->health, NULL);
+	u->health_running = false;
+}
+
+void upstreams_free(struct upstreams *u)
+{
+	if (!u)
+		return;
+	upstreams_stop_checks(u);
 	pthread_mutex_destroy(&u->lock);
 	pthread_cond_destroy(&u->wake);
 	free(u->w);

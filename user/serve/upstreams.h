@@ -17,6 +17,8 @@ struct upstreams;
  * health_interval_s <= 0: no health-check thread. NULL on failure. */
 struct upstreams *upstreams_new(const struct serve_config *cfg, double health_interval_s,
 				double (*jpr)(void *ud, size_t worker), void *ud);
+/* Stop the health-check thread (the states stay as they are). */
+void upstreams_stop_checks(struct upstreams *u);
 void upstreams_free(struct upstreams *u);
 
 /* A worker of model for a request, not one in tried (bit w: worker w was
