@@ -11,7 +11,7 @@
  *   attributed_nj + unattributed_nj = total_nj (CPU + GPU).
  *
  * Typical use (erg top; erg serve the same with its own loop):
- *   m = measure_open(&targets, &opts, err, sizeof(err));
+ *   m = measure_open(&targets, &opts, &exit_status, err, sizeof(err));
  *   while (...) {
  *           measure_wait(m, next, &stop);          // drains socket events
  *           measure_tick(m, measure_now(), err, sizeof(err));
