@@ -42,6 +42,12 @@ struct gpu_top {
 	double tick_s;
 };
 
+/* The command whose notices these are. */
+static const char *prog(const struct gpu_top *g)
+{
+	return g->opts.prog ? g->opts.prog : "erg top";
+}
+
 /* "70" or "70,80,...": watts per device, each through the shared parser. */
 static int parse_watts_list(const char *opt, const char *arg, double *watts, size_t *n, char *err, size_t errlen)
 {
@@ -205,7 +211,7 @@ struct gpu_top *gpu_top_open(const struct gpu_top_opts *o, struct tracker *procs
 	}
 	g->state = GPU_WAITING;
 	if (!gpu_tracker_active(g->tracker) && gpu_tracker_scan(g->tracker, why, sizeof(why)) < 0) {
-		fprintf(stderr, "erg top: GPU part off: %s\n", why);
+		fprintf(stderr, "%s: GPU part off: %s\n", prog(g), why);
 		turn_off(g, why);
 		return g;
 	}
@@ -280,7 +286,7 @@ void gpu_top_tick(struct gpu_top *g, double now_s, uint64_t *worker_nj, uint64_t
 	if (!g || g->state == GPU_OFF)
 		return;
 	if (gpu_tracker_scan(g->tracker, err, sizeof(err)) < 0) {
-		fprintf(stderr, "erg top: GPU probes: %s\n", err);
+		fprintf(stderr, "%s: GPU probes: %s\n", prog(g), err);
 		if (g->state == GPU_WAITING) {
 			turn_off(g, err);
 			return;
@@ -294,7 +300,7 @@ void gpu_top_tick(struct gpu_top *g, double now_s, uint64_t *worker_nj, uint64_t
 	}
 	if (gpu_tracker_read(g->tracker, g->cur)) {
 		if (!g->read_warned)
-			fprintf(stderr, "erg top: cannot read the GPU counters; GPU energy not attributed this interval\n");
+			fprintf(stderr, "%s: cannot read the GPU counters; GPU energy not attributed this interval\n", prog(g));
 		g->read_warned = true;
 	}
 	dt = now_s - g->last_s;
@@ -313,7 +319,7 @@ void gpu_top_tick(struct gpu_top *g, double now_s, uint64_t *worker_nj, uint64_t
 		g->busy_total[w] += g->tick_busy[w];
 	split_basis(g, dt, n_dev, est_dev, nvml_dev);
 	if (nvml_read(g->energy, now_s, est_dev, joules, err, sizeof(err)) && !g->read_warned) {
-		fprintf(stderr, "erg top: %s\n", err);
+		fprintf(stderr, "%s: %s\n", prog(g), err);
 		g->read_warned = true;
 	}
 	for (size_t d = 0; d < n_dev; d++) {

@@ -24,6 +24,7 @@ struct gpu_top_opts {
 	bool disabled;		/* --no-gpu */
 	bool no_nvml;		/* --no-nvml */
 	struct gpu_model model;	/* --gpu-idle-watts, --gpu-active-watts */
+	const char *prog;	/* prefix of notices on stderr; NULL: "erg top" */
 };
 
 #define GPU_TOP_OPTIONS_HELP \

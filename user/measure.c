@@ -110,6 +110,8 @@ struct measure *measure_open(const struct target_set *targets, const struct meas
 	}
 	m->o = *opts;
 	m->prog = opts->prog ? opts->prog : "erg";
+	if (!m->o.gpu.prog)
+		m->o.gpu.prog = m->prog;
 	m->n_workers = targets->n < ERG_MAX_WORKERS ? targets->n : ERG_MAX_WORKERS;
 	m->n_models = targets_models(targets, m->names, ERG_MAX_WORKERS, m->model_of);
 	for (size_t i = 0; i < m->n_models; i++)
