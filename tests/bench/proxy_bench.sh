@@ -269,8 +269,8 @@ elif start_erg && check_answers erg && stop_target erg; then
 fi
 
 # ---- measuring ----
-# One wrk run of DURATION; with RECORD 1 appends "MODE TARGET RPS P99_US"
-# to $TMP/results.
+# One wrk run of DURATION; with RECORD 1 appends "MODE TARGET RPS P99_US
+# ROUND" to $TMP/results.
 run_wrk() {
 	local mode=$1 t=$2 duration=$3 record=$4 base_var=BASE_$2 line rps p99 bad
 	local args=()
@@ -294,7 +294,7 @@ run_wrk() {
 	printf '  %-6s %-8s %10.0f req/s  p99 %8.2f ms%s\n' "$mode" "$t" "$rps" \
 		"$(awk -v u="$p99" 'BEGIN { print u / 1000 }')" "$([ "$bad" = 0 ] || echo "  ($line)")"
 	[ "$bad" = 0 ] || fail "$mode $t: wrk counted errors or non-2xx answers"
-	echo "$mode $t $rps $p99" >>"$TMP/results"
+	echo "$mode $t $rps $p99 ${ROUND:-0}" >>"$TMP/results"
 }
 
 # Start TARGET, warm it up for a second, measure, stop it.
@@ -315,6 +315,13 @@ stat_of() {	# MODE TARGET FIELD(3 rps, 4 p99_us)
 	awk -v m="$1" -v t="$2" -v f="$3" '$1 == m && $2 == t { print $f }' "$TMP/results" | median
 }
 
+# The median over rounds of erg/nginx within each round: the two runs of a
+# round are back to back, so load that drifts over minutes cancels out.
+paired_ratio() {	# MODE FIELD
+	awk -v m="$1" -v f="$2" '$1 == m && $2 == "erg" { e[$5] = $f } $1 == m && $2 == "nginx" { n[$5] = $f }
+		END { for (r in e) if ((r in n) && n[r] > 0) print e[r] / n[r] }' "$TMP/results" | median
+}
+
 say "wrk -t$WRK_THREADS -c$CONNS -d$DURATION, proxies with $PROXY_THREADS thread(s) each," \
     "backend $BACKEND_THREADS thread(s), $EVENTS SSE events per stream, $ROUNDS round(s), $cpus CPUs shared"
 # other work on the machine moves every figure: say how much there was
@@ -322,11 +329,12 @@ say "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 : >"$TMP/results"
 for mode in json stream; do
 	measure "$mode" backend
-	for r in $(seq "$ROUNDS"); do
+	for ROUND in $(seq "$ROUNDS"); do
 		for t in "${TARGETS[@]}"; do
 			measure "$mode" "$t"
 		done
 	done
+	ROUND=
 done
 
 # ---- the summary ----
@@ -340,10 +348,13 @@ for mode in json stream; do
 	done
 	if [ "${#TARGETS[@]}" = 2 ]; then
 		awk -v m="$mode" -v er="$(stat_of "$mode" erg 3)" -v nr="$(stat_of "$mode" nginx 3)" \
-		    -v ep="$(stat_of "$mode" erg 4)" -v np="$(stat_of "$mode" nginx 4)" 'BEGIN {
+		    -v ep="$(stat_of "$mode" erg 4)" -v np="$(stat_of "$mode" nginx 4)" \
+		    -v pr="$(paired_ratio "$mode" 3)" -v pp="$(paired_ratio "$mode" 4)" 'BEGIN {
 			met = (er >= 1.2 * nr && ep <= np) ? "met" : "not met"
 			printf "  %-6s %-8s %11.2fx %9.2fx   (goal: req/s >= 1.2x at p99 <= 1x: %s)\n",
-				m, "erg/ngx", er / nr, ep / np, met }'
+				m, "erg/ngx", er / nr, ep / np, met
+			printf "  %-6s %-8s %11.2fx %9.2fx   (median of the ratios within each round)\n",
+				m, "paired", pr, pp }'
 	fi
 done
 stop_checked fast_backend "$BACKEND_PID" "$TMP/backend.log"
