@@ -98,7 +98,7 @@ $(OUT)/llm/erg-llm-worker: tests/llm/erg_llm_worker.c tests/demo/openai_http.c t
                            $(LLM_ENGINE_OBJ) | $(OUT)/llm $(OUT)/gpu/libcuda.so.1
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CPPFLAGS) -Itests/llm -Itests/demo -Itests/gpu $(CFLAGS) $(LDFLAGS) $< tests/demo/openai_http.c \
-	  tests/gpu/gpu_offload.c $(LLM_ENGINE_OBJ) $(LLAMA_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../gpu' \
+	  $(HTTP_PARSE_OBJS) tests/gpu/gpu_offload.c $(LLM_ENGINE_OBJ) $(LLAMA_LDFLAGS) -Wl,-rpath,'$$ORIGIN/../gpu' \
 	  -lcjson -lm -lpthread -ldl -o $@
 
 $(OUT)/models/erg-%m.gguf: $(GGUF_WRITER)

@@ -22,3 +22,8 @@ $(OUT)/user/serve/http_parse.o: CPPFLAGS += -DLLHTTP_STRICT_MODE=1 -I$(LLHTTP_IN
 # erg links $^; the unit tests and bench programs link $(LIB_OBJS).
 $(OUT)/erg: $(LLHTTP_OBJS)
 LIB_OBJS += $(LLHTTP_OBJS)
+
+# erg's HTTP framing as a unit: the demo workers' HTTP server
+# (tests/demo/openai_http.c, mk/demo.mk and mk/engine.mk) links it too.
+HTTP_PARSE_OBJS := $(OUT)/user/serve/http_parse.o $(LLHTTP_OBJS)
+$(OUT)/demo/demo_worker $(OUT)/llm/erg-llm-worker: $(HTTP_PARSE_OBJS)

@@ -1,17 +1,17 @@
-/* Blocking HTTP/1.1 client for loopback workers. */
+/* Blocking HTTP/1.1 client for loopback workers; the answer is framed by
+ * user/serve/http_parse (llhttp). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 #include "http_client.h"
+#include "http_parse.h"
 
 #define MAX_RESPONSE (16u << 20)
 
@@ -126,36 +126,120 @@ static int connect_to(const struct http_url *url, char *err, size_t errlen)
 	return fd;
 }
 
-/* Decode a chunked body in place; returns its length or -1. */
-static long dechunk(char *body, size_t len)
+/* The decoded body, as llhttp hands it over. */
+struct body_buf {
+	char *data;
+	size_t len, cap;
+};
+
+static int append_body(void *ud, const char *at, size_t len)
 {
-	size_t in = 0, out = 0;
+	struct body_buf *b = ud;
 
-	while (in < len) {
-		char *end;
-		unsigned long n = strtoul(body + in, &end, 16);
-		char *crlf = strstr(body + in, "\r\n");
+	if (b->len + len + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 65536;
+		char *bigger;
 
-		if (!crlf || end == body + in)
+		while (cap < b->len + len + 1)
+			cap *= 2;
+		bigger = realloc(b->data, cap);
+		if (!bigger)
 			return -1;
-		in = (size_t)(crlf - body) + 2;
-		if (n == 0)
-			return (long)out;
-		if (in + n > len)
-			return -1;
-		memmove(body + out, body + in, n);
-		out += n;
-		in += n + 2;
+		b->data = bigger;
+		b->cap = cap;
 	}
+	memcpy(b->data + b->len, at, len);
+	b->len += len;
+	return 0;
+}
+
+/* Feed what arrived; 1 when the (final, non-1xx) response is complete, 0 for
+ * more, -1 on a framing error. *status is set at its head. */
+static int take_bytes(struct http_parse *hp, const char *buf, size_t len, int *status)
+{
+	for (;;) {	/* after a head, fed again even with 0 bytes: it may end there */
+		size_t used;
+		enum http_parse_rc rc = http_parse_feed(hp, buf, len, &used);
+
+		buf += used;
+		len -= used;
+		if (rc == HTTP_PARSE_MORE)
+			return 0;
+		if (rc == HTTP_PARSE_ERR)
+			return -1;
+		if (rc == HTTP_PARSE_HEAD_DONE) {
+			*status = http_parse_status(hp);
+			continue;
+		}
+		if (*status >= 200)	/* MSG_DONE */
+			return 1;
+		*status = 0;	/* 100 Continue and the like: the answer follows */
+		http_parse_next(hp);
+		if (len == 0)
+			return 0;
+	}
+}
+
+static int read_answer(int fd, const struct http_url *url, double timeout_s, struct body_buf *body,
+		       char *err, size_t errlen)
+{
+	const struct http_parse_limits limits = { .max_head = 16384, .max_body = MAX_RESPONSE };
+	struct http_parse *hp = http_parse_new(HTTP_PARSE_RESPONSE, &limits, append_body, body);
+	double deadline = now_s() + timeout_s;
+	int status = 0, done = 0;
+	char buf[16384];
+	const char *why;
+
+	if (!hp) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	while (!done) {
+		struct pollfd pfd = { fd, POLLIN, 0 };
+		double left = deadline - now_s();
+		ssize_t got;
+
+		if (left <= 0 || poll(&pfd, 1, (int)(left * 1000) + 1) == 0) {
+			snprintf(err, errlen, "no complete answer from %s:%d within %.0f s", url->host, url->port, timeout_s);
+			goto fail;
+		}
+		got = recv(fd, buf, sizeof(buf), 0);
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			snprintf(err, errlen, "reading from %s:%d failed: %s", url->host, url->port, strerror(errno));
+			goto fail;
+		}
+		if (got == 0) {	/* an answer without a length ends with the connection */
+			if (status >= 200 && http_parse_eof(hp) == HTTP_PARSE_MSG_DONE)
+				break;
+			snprintf(err, errlen, "%s:%d closed the connection before its answer was complete",
+				 url->host, url->port);
+			goto fail;
+		}
+		done = take_bytes(hp, buf, (size_t)got, &status);
+		if (done < 0) {
+			if (http_parse_error(hp, &why) == 413)
+				snprintf(err, errlen, "answer from %s:%d larger than %u bytes", url->host, url->port,
+					 MAX_RESPONSE);
+			else
+				snprintf(err, errlen, "%s:%d did not answer valid HTTP: %s", url->host, url->port, why);
+			goto fail;
+		}
+	}
+	http_parse_free(hp);
+	return status;
+fail:
+	http_parse_free(hp);
 	return -1;
 }
 
 int http_post_json(const struct http_url *url, const char *path, const char *body,
 		   double timeout_s, char **response, char *err, size_t errlen)
 {
-	size_t cap = 65536, len = 0, body_len = strlen(body);
-	char *buf = NULL, header[512];
-	double deadline = now_s() + timeout_s;
+	size_t body_len = strlen(body);
+	struct body_buf answer = { 0 };
+	char header[512];
 	int fd, status = -1, n;
 
 	*response = NULL;
@@ -170,73 +254,19 @@ int http_post_json(const struct http_url *url, const char *path, const char *bod
 		snprintf(err, errlen, "sending to %s:%d failed: %s", url->host, url->port, strerror(errno));
 		goto out;
 	}
-	buf = malloc(cap + 1);
-	if (!buf) {
+	status = read_answer(fd, url, timeout_s, &answer, err, errlen);
+	if (status < 0)
+		goto out;
+	if (append_body(&answer, "", 0) < 0) {	/* room for the NUL */
 		snprintf(err, errlen, "out of memory");
+		status = -1;
 		goto out;
 	}
-	for (;;) {
-		struct pollfd pfd = { fd, POLLIN, 0 };
-		double left = deadline - now_s();
-		ssize_t got;
-
-		if (left <= 0 || poll(&pfd, 1, (int)(left * 1000) + 1) == 0) {
-			snprintf(err, errlen, "no complete answer from %s:%d within %.0f s", url->host, url->port, timeout_s);
-			goto out;
-		}
-		if (len == cap) {
-			char *bigger;
-
-			if (cap >= MAX_RESPONSE) {
-				snprintf(err, errlen, "answer from %s:%d larger than %u bytes", url->host, url->port, MAX_RESPONSE);
-				goto out;
-			}
-			cap *= 2;
-			bigger = realloc(buf, cap + 1);
-			if (!bigger) {
-				snprintf(err, errlen, "out of memory");
-				goto out;
-			}
-			buf = bigger;
-		}
-		got = recv(fd, buf + len, cap - len, 0);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			snprintf(err, errlen, "reading from %s:%d failed: %s", url->host, url->port, strerror(errno));
-			goto out;
-		}
-		if (got == 0)
-			break;	/* Connection: close ends the body */
-		len += (size_t)got;
-	}
-	buf[len] = '\0';
-	{
-		char *body_start = strstr(buf, "\r\n\r\n");
-		bool chunked;
-		long blen;
-
-		if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1 || !body_start) {
-			snprintf(err, errlen, "%s:%d did not answer HTTP", url->host, url->port);
-			status = -1;
-			goto out;
-		}
-		*body_start = '\0';
-		chunked = strcasestr(buf, "transfer-encoding: chunked") != NULL;
-		body_start += 4;
-		blen = (long)(len - (size_t)(body_start - buf));
-		if (chunked && (blen = dechunk(body_start, (size_t)blen)) < 0) {
-			snprintf(err, errlen, "%s:%d sent a malformed chunked body", url->host, url->port);
-			status = -1;
-			goto out;
-		}
-		memmove(buf, body_start, (size_t)blen);
-		buf[blen] = '\0';
-		*response = buf;
-		buf = NULL;
-	}
+	answer.data[answer.len] = '\0';
+	*response = answer.data;
+	answer.data = NULL;
 out:
-	free(buf);
+	free(answer.data);
 	close(fd);
 	return status;
 }

@@ -1,6 +1,8 @@
 /* openai_http: HTTP/1.1 server layer for OpenAI-style model workers.
- * See openai_http.h for the interface and the endpoints. */
+ * See openai_http.h for the interface and the endpoints. Requests are framed
+ * by erg's own user/serve/http_parse (llhttp, strict), as in erg serve. */
 #include "openai_http.h"
+#include "http_parse.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -47,8 +49,11 @@ struct oai_server {
 struct conn {
 	struct oai_server *s;
 	int fd, idx;
-	char *buf;
+	struct http_parse *hp;  /* frames the requests on this connection */
+	char *buf;              /* received, not yet parsed */
 	size_t len, cap;
+	char *body;             /* the current request's body */
+	size_t body_len, body_cap;
 };
 
 struct http_req {
@@ -59,7 +64,6 @@ struct http_req {
 	bool expect_continue;
 	bool chunked_body;
 	long long content_length; /* -1: none */
-	size_t hdr_len;
 };
 
 struct oai_out {
@@ -874,140 +878,16 @@ static int handle_models(struct conn *c, bool keep)
 	return (rc || !keep) ? -1 : 0;
 }
 
-/* ---- HTTP/1.1 framing ---- */
+/* ---- HTTP/1.1 framing: user/serve/http_parse (llhttp) ---- */
 
-/* Offset just past the blank line ending the header, or 0 if not there yet. */
-static size_t header_end(const char *b, size_t n)
+static int body_append(void *ud, const char *at, size_t len)
 {
-	for (size_t i = 0; i + 1 < n; i++) {
-		if (b[i] != '\n')
-			continue;
-		if (b[i + 1] == '\n')
-			return i + 2;
-		if (i + 2 < n && b[i + 1] == '\r' && b[i + 2] == '\n')
-			return i + 3;
-	}
-	return 0;
-}
+	struct conn *c = ud;
 
-static bool is_tchar(unsigned char ch)
-{
-	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-/* Does a comma-separated header value contain the token (any case)? */
-static bool has_token(const char *v, size_t n, const char *tok)
-{
-	size_t tl = strlen(tok), i = 0;
-	while (i < n) {
-		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		size_t st = i;
-		while (i < n && v[i] != ',')
-			i++;
-		size_t en = i;
-		while (en > st && (v[en - 1] == ' ' || v[en - 1] == '\t'))
-			en--;
-		if (en - st == tl && !strncasecmp(v + st, tok, tl))
-			return true;
-	}
-	return false;
-}
-
-/* Parse request line and headers of b[0..h->hdr_len). 0 ok, else an HTTP
- * status to answer with (and close). */
-static int parse_head(const char *b, struct http_req *h, const char **why)
-{
-	size_t n = h->hdr_len, i = 0, ml = 0, tl = 0;
-	h->content_length = -1;
-	/* request line: METHOD SP target SP HTTP/1.x */
-	while (i < n && is_tchar((unsigned char)b[i]) && ml < sizeof(h->method) - 1)
-		h->method[ml++] = b[i++];
-	h->method[ml] = '\0';
-	if (!ml || i >= n || b[i] != ' ')
-		return *why = "malformed request line", 400;
-	i++;
-	while (i < n && (unsigned char)b[i] > 0x20 && (unsigned char)b[i] < 0x7f) {
-		if (tl >= TARGET_MAX)
-			return *why = "request target too long", 414;
-		h->path[tl++] = b[i++];
-	}
-	h->path[tl] = '\0';
-	if (!tl || i >= n || b[i] != ' ')
-		return *why = "malformed request line", 400;
-	i++;
-	if (n - i < 8 || strncmp(b + i, "HTTP/1.", 7) || b[i + 7] < '0' || b[i + 7] > '9')
-		return *why = "unsupported HTTP version (HTTP/1.0 and HTTP/1.1 only)", 505;
-	h->minor = b[i + 7] - '0';
-	i += 8;
-	if (i < n && b[i] == '\r')
-		i++;
-	if (i >= n || b[i] != '\n')
-		return *why = "malformed request line", 400;
-	i++;
-	h->keep_alive = h->minor >= 1;
-	bool have_host = false;
-	/* header fields */
-	while (i < n) {
-		size_t ls = i;
-		while (i < n && b[i] != '\n')
-			i++;
-		size_t le = i;
-		i++;
-		if (le > ls && b[le - 1] == '\r')
-			le--;
-		if (le == ls)
-			break; /* blank line: end of header */
-		if (b[ls] == ' ' || b[ls] == '\t')
-			return *why = "obsolete header line folding", 400;
-		size_t c = ls;
-		while (c < le && is_tchar((unsigned char)b[c]))
-			c++;
-		if (c == ls || c >= le || b[c] != ':')
-			return *why = "malformed header field", 400;
-		size_t nl = c - ls, vs = c + 1;
-		while (vs < le && (b[vs] == ' ' || b[vs] == '\t'))
-			vs++;
-		size_t ve = le;
-		while (ve > vs && (b[ve - 1] == ' ' || b[ve - 1] == '\t'))
-			ve--;
-		for (size_t k = vs; k < ve; k++)
-			if ((unsigned char)b[k] < 0x20 && b[k] != '\t')
-				return *why = "control character in header value", 400;
-		const char *name = b + ls, *v = b + vs;
-		size_t vl = ve - vs;
-#define IS(hn) (nl == sizeof(hn) - 1 && !strncasecmp(name, hn, nl))
-		if (IS("content-length")) {
-			long long cl = 0;
-			if (!vl || vl > 18)
-				return *why = "bad Content-Length", vl > 18 ? 413 : 400;
-			for (size_t k = 0; k < vl; k++) {
-				if (v[k] < '0' || v[k] > '9')
-					return *why = "bad Content-Length", 400;
-				cl = cl * 10 + (v[k] - '0');
-			}
-			if (h->content_length >= 0 && h->content_length != cl)
-				return *why = "conflicting Content-Length headers", 400;
-			h->content_length = cl;
-		} else if (IS("transfer-encoding")) {
-			h->chunked_body = true;
-		} else if (IS("connection")) {
-			if (has_token(v, vl, "close"))
-				h->keep_alive = false;
-			else if (has_token(v, vl, "keep-alive"))
-				h->keep_alive = true;
-		} else if (IS("expect")) {
-			if (vl != 12 || strncasecmp(v, "100-continue", 12))
-				return *why = "unsupported Expect header", 417;
-			h->expect_continue = true;
-		} else if (IS("host")) {
-			have_host = true;
-		}
-#undef IS
-	}
-	if (h->minor >= 1 && !have_host)
-		return *why = "missing Host header", 400;
+	if (c->body_len + len >= c->body_cap)	/* sized from the Content-Length */
+		return -1;
+	memcpy(c->body + c->body_len, at, len);
+	c->body_len += len;
 	return 0;
 }
 
@@ -1036,48 +916,55 @@ static ssize_t conn_fill(struct conn *c, long long deadline)
 	}
 }
 
-static int ensure_cap(struct conn *c, size_t want)
+/* Feed the parser what is buffered; drop what it used. */
+static enum http_parse_rc feed_buffered(struct conn *c)
 {
-	if (c->cap >= want)
-		return 0;
-	char *nb = realloc(c->buf, want);
-	if (!nb)
-		return -1;
-	c->buf = nb;
-	c->cap = want;
-	return 0;
+	size_t used;
+	enum http_parse_rc rc = http_parse_feed(c->hp, c->buf, c->len, &used);
+
+	memmove(c->buf, c->buf + used, c->len - used);
+	c->len -= used;
+	return rc;
 }
 
-/* Serve one request. 0: keep the connection for the next one; -1: close. */
-static int serve_one(struct conn *c)
+static void send_parse_error(struct conn *c)
+{
+	const char *why;
+	int st = http_parse_error(c->hp, &why);
+
+	if (st == 431) {
+		send_error(c, 431, false, NULL, NULL, "request header over %d bytes", HDR_MAX);
+		return;
+	}
+	pthread_mutex_lock(&c->s->mu);
+	c->s->st.requests++;
+	pthread_mutex_unlock(&c->s->mu);
+	send_error(c, st, false, NULL, NULL, "%s", why);
+}
+
+/* Read until the parser has a request head: 0; -1 to close (the peer went,
+ * or the error was answered). Blank lines between requests are skipped. */
+static int receive_head(struct conn *c)
 {
 	struct oai_server *s = c->s;
 	long long deadline = now_ms() + s->cfg.idle_timeout_ms;
 	bool started = false;
-	struct http_req h;
-	memset(&h, 0, sizeof(h));
+
 	for (;;) {
-		/* Blank lines between requests are allowed (RFC 9112 §2.2). */
-		size_t skip = 0;
-		while (skip < c->len && (c->buf[skip] == '\r' || c->buf[skip] == '\n'))
-			skip++;
-		if (skip) {
-			memmove(c->buf, c->buf + skip, c->len - skip);
-			c->len -= skip;
+		if (c->len) {
+			if (!started) {
+				started = true;
+				deadline = now_ms() + REQ_TIMEOUT_MS;
+			}
+			enum http_parse_rc rc = feed_buffered(c);
+
+			if (rc == HTTP_PARSE_HEAD_DONE)
+				return 0;
+			if (rc == HTTP_PARSE_ERR) {
+				send_parse_error(c);
+				return -1;
+			}
 		}
-		if (c->len && !started) {
-			started = true;
-			deadline = now_ms() + REQ_TIMEOUT_MS;
-		}
-		h.hdr_len = header_end(c->buf, c->len);
-		if (h.hdr_len)
-			break;
-		if (c->len >= HDR_MAX) {
-			send_error(c, 431, false, NULL, NULL, "request header over %d bytes", HDR_MAX);
-			return -1;
-		}
-		if (ensure_cap(c, HDR_MAX))
-			return -1;
 		ssize_t r = conn_fill(c, deadline);
 		if (r <= 0) {
 			if (started && r < 0 && !atomic_load(&s->stopping))
@@ -1085,16 +972,100 @@ static int serve_one(struct conn *c)
 			return -1;
 		}
 	}
-	if (h.hdr_len > HDR_MAX) {
-		send_error(c, 431, false, NULL, NULL, "request header over %d bytes", HDR_MAX);
-		return -1;
+}
+
+/* The head's fields erg's endpoints need. 0, or a status to answer (and
+ * close) with *why. */
+static int read_head(const struct http_parse *p, struct http_req *h, const char **why)
+{
+	const char *target = http_parse_target(p), *expect;
+	uint64_t cl;
+
+	snprintf(h->method, sizeof(h->method), "%s", http_parse_method(p));
+	if (strlen(target) > TARGET_MAX)
+		return *why = "request target too long", 414;
+	snprintf(h->path, sizeof(h->path), "%s", target);
+	h->minor = http_parse_minor(p);
+	h->keep_alive = http_parse_keep_alive(p);
+	h->chunked_body = http_parse_chunked(p);
+	h->content_length = http_parse_content_length(p, &cl) ? (long long)cl : -1;
+	expect = http_parse_header_get(p, "expect");
+	if (expect) {
+		if (strcasecmp(expect, "100-continue"))
+			return *why = "unsupported Expect header", 417;
+		h->expect_continue = true;
 	}
+	if (h->minor >= 1 && !http_parse_header_get(p, "host"))
+		return *why = "missing Host header", 400;
+	return 0;
+}
+
+/* Read until the parser has the whole body (in c->body): 0; -1 to close. */
+static int receive_body(struct conn *c, const struct http_req *h)
+{
+	size_t blen = h->content_length > 0 ? (size_t)h->content_length : 0;
+	long long deadline = now_ms() + REQ_TIMEOUT_MS;
+
+	c->body_len = 0;
+	if (blen + 1 > c->body_cap) {
+		char *nb = realloc(c->body, blen + 1);
+
+		if (!nb)
+			return -1;
+		c->body = nb;
+		c->body_cap = blen + 1;
+	}
+	if (h->expect_continue && c->len < blen && send_all(c->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25))
+		return -1;
+	for (;;) {
+		enum http_parse_rc rc = feed_buffered(c);
+
+		if (rc == HTTP_PARSE_MSG_DONE)
+			return 0;
+		if (rc == HTTP_PARSE_ERR) {
+			send_parse_error(c);
+			return -1;
+		}
+		ssize_t r = conn_fill(c, deadline);
+		if (r <= 0) {
+			if (r < 0 && !atomic_load(&c->s->stopping))
+				send_error(c, 408, false, NULL, NULL, "request body not received in time");
+			return -1;
+		}
+	}
+}
+
+/* The connection's parser and receive buffer, on its first request. */
+static int conn_setup(struct conn *c)
+{
+	const struct http_parse_limits limits = { .max_head = HDR_MAX };
+
+	c->hp = http_parse_new(HTTP_PARSE_REQUEST, &limits, body_append, c);
+	c->buf = malloc(HDR_MAX);
+	if (!c->hp || !c->buf)
+		return -1;
+	c->cap = HDR_MAX;
+	return 0;
+}
+
+/* Serve one request. 0: keep the connection for the next one; -1: close. */
+static int serve_one(struct conn *c)
+{
+	struct oai_server *s = c->s;
+	struct http_req h;
+	const char *why = "";
+
+	memset(&h, 0, sizeof(h));
+	if (!c->hp && conn_setup(c))
+		return -1;
+	http_parse_next(c->hp);
+	if (receive_head(c))
+		return -1;
 	pthread_mutex_lock(&s->mu);
 	s->st.requests++;
 	pthread_mutex_unlock(&s->mu);
 
-	const char *why = "";
-	int st = parse_head(c->buf, &h, &why);
+	int st = read_head(c->hp, &h, &why);
 	if (st) {
 		send_error(c, st, false, NULL, NULL, "%s", why);
 		return -1;
@@ -1139,44 +1110,16 @@ static int serve_one(struct conn *c)
 		send_error(c, 411, false, NULL, NULL, "POST %s needs a Content-Length header", h.path);
 		return -1;
 	}
-	size_t blen = h.content_length > 0 ? (size_t)h.content_length : 0;
-	if (blen) {
-		if (ensure_cap(c, h.hdr_len + blen + 1))
-			return -1;
-		if (h.expect_continue && c->len < h.hdr_len + blen &&
-		    send_all(c->fd, "HTTP/1.1 100 Continue\r\n\r\n", 25))
-			return -1;
-		deadline = now_ms() + REQ_TIMEOUT_MS;
-		while (c->len < h.hdr_len + blen) {
-			ssize_t r = conn_fill(c, deadline);
-			if (r <= 0) {
-				if (r < 0 && !atomic_load(&s->stopping))
-					send_error(c, 408, false, NULL, NULL, "request body not received in time");
-				return -1;
-			}
-		}
-	}
-	const char *body = c->buf + h.hdr_len;
+	if (receive_body(c, &h))
+		return -1;
 	int rc;
 	switch (route) {
 	case R_HEALTH: rc = handle_health(c, h.keep_alive); break;
 	case R_MODELS: rc = handle_models(c, h.keep_alive); break;
-	case R_CHAT: rc = handle_generate(c, &h, OAI_CHAT, body, blen); break;
-	default: rc = handle_generate(c, &h, OAI_COMPLETION, body, blen); break;
+	case R_CHAT: rc = handle_generate(c, &h, OAI_CHAT, c->body, c->body_len); break;
+	default: rc = handle_generate(c, &h, OAI_COMPLETION, c->body, c->body_len); break;
 	}
-	if (rc)
-		return -1;
-	size_t used = h.hdr_len + blen;
-	memmove(c->buf, c->buf + used, c->len - used);
-	c->len -= used;
-	if (c->cap > 4 * HDR_MAX && c->len < HDR_MAX) {
-		char *nb = realloc(c->buf, HDR_MAX);
-		if (nb) {
-			c->buf = nb;
-			c->cap = HDR_MAX;
-		}
-	}
-	return 0;
+	return rc ? -1 : 0;
 }
 
 /* ---- connections and the accept loop ---- */
@@ -1190,7 +1133,9 @@ static void conn_done(struct conn *c)
 	close(c->fd); /* under the lock: stop() must never shut down a reused fd */
 	pthread_cond_broadcast(&s->conn_cv);
 	pthread_mutex_unlock(&s->mu);
+	http_parse_free(c->hp);
 	free(c->buf);
+	free(c->body);
 	free(c);
 }
 
