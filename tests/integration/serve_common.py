@@ -233,3 +233,36 @@ def wait_for(cond, what, timeout=60):
             return
         time.sleep(0.05)
     fail("%s: not within %d s" % (what, timeout))
+
+
+def fd_census(pid, port):
+    """erg's descriptors: client connections (local port = port, not
+    listening), sockets in CLOSE_WAIT (the peer closed, erg did not: a leak),
+    other sockets (listeners, worker connections, rings) and the rest."""
+    inodes = {}
+    for name in ("/proc/%d/net/tcp" % pid, "/proc/%d/net/tcp6" % pid):
+        try:
+            with open(name) as f:
+                next(f)
+                for line in f:
+                    p = line.split()
+                    inodes[p[9]] = (int(p[1].rsplit(":", 1)[1], 16), int(p[3], 16))
+        except OSError:
+            pass
+    out = {"clients": 0, "close_wait": 0, "sockets": 0, "other": 0}
+    for fd in os.listdir("/proc/%d/fd" % pid):
+        try:
+            link = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+        except OSError:
+            continue
+        if not link.startswith("socket:["):
+            out["other"] += 1
+            continue
+        lport, state = inodes.get(link[8:-1], (0, 0))
+        if state == 0x08:
+            out["close_wait"] += 1
+        elif lport == port and state != 0x0A:
+            out["clients"] += 1
+        else:
+            out["sockets"] += 1
+    return out

@@ -63,11 +63,13 @@ static void *health_main(void *arg)
 	if (timeout_ms < 50)
 		timeout_ms = 50;
 	pthread_mutex_lock(&u->lock);
-	while (!u->stopping) {
+	/* the first check after one interval: until then a worker is up unless
+	 * a connect to it failed */
+	for (bool first = true; !u->stopping; first = false) {
 		struct timespec until;
 
 		pthread_mutex_unlock(&u->lock);
-		for (size_t i = 0; i < u->cfg->n_workers; i++)
+		for (size_t i = 0; !first && i < u->cfg->n_workers; i++)
 			atomic_store(&u->w[i].up, probe(&u->cfg->workers[i], timeout_ms));
 		clock_gettime(CLOCK_REALTIME, &until);
 		until.tv_sec += (time_t)u->health_interval_s;
