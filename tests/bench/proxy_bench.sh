@@ -51,6 +51,11 @@ if [ ! -x "$BACKEND" ]; then
 	say "FAIL: $BACKEND is missing (build it with make $BACKEND)"
 	exit 1
 fi
+if ! check=$(python3 "$HERE/fast_backend_check.py" "$BACKEND" 2>&1); then
+	say "FAIL: the fast backend fails its own check (tests/bench/fast_backend_check.py):"
+	echo "$check"
+	exit 1
+fi
 
 TMP=$(mktemp -d /tmp/erg-proxy-bench.XXXXXX) || exit 1
 chmod 0755 "$TMP"	# nginx workers may run as another user
