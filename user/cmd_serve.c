@@ -340,6 +340,8 @@ static void open_energy(struct serve *s)
 
 		if (!sw->pid)
 			continue;
+		fprintf(stderr, "erg serve: worker %s (%s): pid %d%s\n", sw->name, s->cfg.models[sw->model].name,
+			sw->pid, sw->pid_given ? "" : ", from its listening socket");
 		snprintf(spec, sizeof(spec), "%d=%s", sw->pid, s->cfg.models[sw->model].name);
 		if (target_add(&s->targets, TARGET_PID, spec, NULL, err, sizeof(err))) {
 			fprintf(stderr, "erg serve: worker %s: %s\n", sw->name, err);

@@ -10,7 +10,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from ergtest import ERG, ROOT, TMP, _ergs, _started, check, fail, log  # noqa: E402,F401
+from ergtest import ERG, OUT, ROOT, TMP, _ergs, _started, check, fail, log  # noqa: E402,F401
 
 BACKEND = os.path.join(ROOT, "tests", "integration", "serve_backend.py")
 

@@ -1,0 +1,94 @@
+"""erg serve with the measuring pipeline: BPF attached to demo workers whose
+pids erg finds from their listening sockets; every request forwarded gets a
+{"type":"request"} line with its joules, SSE events and timings, on stdout
+(--json) and in --log; per-model lines count the requests."""
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+from serve_common import OUT, Serve, TMP, _started, call, check, fail, log, request_bytes, Reader
+from ergtest import require_bpf
+
+DEMO = os.path.join(OUT, "demo", "demo_worker")
+
+
+def start_demo(model, params_m):
+    p = subprocess.Popen([DEMO, "--port", "0", "--model", model, "--params-m", str(params_m),
+                          "--threads", "2", "--passes-per-ms", "50"],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    _started.append(p)
+    for _ in range(50):
+        line = p.stdout.readline()
+        m = re.search(r"model=\S+ port=(\d+) pid=(\d+)", line)
+        if m:
+            return int(m.group(1)), int(m.group(2))
+        if not line:
+            break
+    fail("demo_worker %s did not start" % model)
+
+
+def main():
+    require_bpf()
+    if not os.path.exists(DEMO):
+        fail("%s is missing (make builds it)" % DEMO)
+    sport, spid = start_demo("small", 30)
+    bport, bpid = start_demo("big", 120)
+    logf = os.path.join(TMP, "requests.ndjson")
+    serve = Serve("[model small]\nparams = 30e6\nworker = 127.0.0.1:%d\n"
+                  "[model big]\nparams = 120e6\nworker = 127.0.0.1:%d pid=%d\n" % (sport, bport, bpid),
+                  "--threads", "2", "--json", "--log", logf, "0.5")
+    err = serve.stderr()
+    check("pid %d, from its listening socket" % spid in err, "the small worker's pid found from its socket")
+    check("pid %d\n" % bpid in err, "the big worker's pid as given")
+    n = {"small": 0, "big": 0}
+    streamed = 0
+    for i in range(12):
+        model = "small" if i % 3 else "big"
+        # streamed first, then plain: a worker's tick is split by SSE events
+        # when any of its requests streamed in it, so the two kinds are kept
+        # apart by more than two ticks
+        stream = i < 6
+        if i == 6:
+            time.sleep(1.2)
+        s = serve.connect()
+        s.sendall(request_bytes("POST", "/v1/chat/completions",
+                                {"model": model, "max_tokens": 24, "stream": stream,
+                                 "messages": [{"role": "user", "content": "count to %d" % i}]}, close=True))
+        r = Reader(s).response()
+        s.close()
+        check(r is not None and r.status == 200 and r.complete, "request %d (%s, stream=%s) answered" % (i, model, stream))
+        n[model] += 1
+        streamed += stream
+    check(call(serve, "GET", "/v1/models").status == 200, "a request erg answers itself")
+    check(serve.stop() == 0, "erg serve exits 0")
+    lines = [json.loads(ln) for ln in serve.stdout().splitlines() if ln.startswith("{")]
+    reqs = [x for x in lines if x["type"] == "request" and x["worker"]]
+    check(len(reqs) == 12, "one request line per forwarded request (%d)" % len(reqs))
+    check(all(x["status"] == 200 and x["bytes_in"] > 0 and x["bytes_out"] > 0 and x["latency_s"] > 0
+              and x["ttfb_s"] > 0 and x["end"] >= x["start"] for x in reqs), "request lines: status, bytes, timings")
+    check(sum(1 for x in reqs if x["sse_events"] > 0) == streamed, "SSE events counted on the streamed requests")
+    with_joules = sum(1 for x in reqs if x["joules"] > 0)
+    for x in reqs:
+        log("  %s %s sse=%d J=%.4f lat=%.3f" % (x["id"], x["model"], x["sse_events"], x["joules"], x["latency_s"]))
+    check(with_joules >= 10, "requests carry measured joules (%d of 12 above 0)" % with_joules)
+    check(all(x["nj"] >= 0 and abs(x["joules"] - x["nj"] / 1e9) < 1e-6 for x in reqs), "joules = nj / 1e9")
+    local = [x for x in lines if x["type"] == "request" and not x["worker"]]
+    check(len(local) == 1 and local[0]["id"].startswith("e"), "the request erg answered has its own line")
+    models = {}
+    for x in lines:
+        if x["type"] == "model":
+            models[x["model"]] = x
+    check(models["small"]["requests"] == n["small"] and models["big"]["requests"] == n["big"],
+          "model lines count the requests per model")
+    check(models["small"]["joules"] > 0 and models["big"]["joules"] > 0, "model lines carry joules")
+    logged = [json.loads(ln) for ln in open(logf)]
+    check(len(logged) == 13 and {x["id"] for x in logged} == {x["id"] for x in reqs + local},
+          "--log holds the same request lines")
+    log("PASS")
+
+
+if __name__ == "__main__":
+    main()
