@@ -51,7 +51,7 @@ struct canned {
 /* Built once; read-only while the threads run. [close]: 0 keep-alive, 1 close. */
 static struct {
 	struct canned completion[2], stream[2], stream_http10, health[2];
-	struct canned not_found[2], bad_method[2], bad_json[2];
+	struct canned not_found[2], bad_method[2], get_only[2], bad_json[2];
 } canned;
 
 struct conn {
@@ -164,6 +164,9 @@ static void canned_build(int events)
 		canned_fixed(&canned.bad_method[close], "405 Method Not Allowed", "Allow: POST\r\n",
 			     "{\"error\":{\"message\":\"method not allowed\",\"type\":\"invalid_request_error\"}}",
 			     close);
+		canned_fixed(&canned.get_only[close], "405 Method Not Allowed", "Allow: GET\r\n",
+			     "{\"error\":{\"message\":\"method not allowed\",\"type\":\"invalid_request_error\"}}",
+			     close);
 		canned_fixed(&canned.bad_json[close], "400 Bad Request", "",
 			     "{\"error\":{\"message\":\"the body is not a JSON object\","
 			     "\"type\":\"invalid_request_error\"}}", close);
@@ -180,6 +183,8 @@ static void canned_build(int events)
 
 static void canned_free(void)
 {
+	/* the struct holds nothing but struct canned */
+	_Static_assert(sizeof(canned) % sizeof(struct canned) == 0, "canned: only responses");
 	struct canned *all = (struct canned *)&canned;
 
 	for (size_t i = 0; i < sizeof(canned) / sizeof(*all); i++)
@@ -218,17 +223,11 @@ static int out_append(struct conn *c, const char *bytes, size_t len)
 	return 0;
 }
 
-static const char *path_of(const char *target, size_t *len)
-{
-	*len = strcspn(target, "?");
-	return target;
-}
-
+/* target's path (before any query) is path */
 static int path_is(const char *target, const char *path)
 {
-	size_t n;
+	size_t n = strcspn(target, "?");
 
-	path_of(target, &n);
 	return n == strlen(path) && !strncmp(target, path, n);
 }
 
@@ -254,8 +253,7 @@ static const struct canned *route(struct conn *c)
 	int close = c->closing, stream;
 
 	if (path_is(target, "/health"))
-		return strcmp(method, "GET") && strcmp(method, "HEAD") ? &canned.bad_method[close]
-								      : &canned.health[close];
+		return strcmp(method, "GET") ? &canned.get_only[close] : &canned.health[close];
 	if (!path_is(target, "/v1/chat/completions"))
 		return &canned.not_found[close];
 	if (strcmp(method, "POST"))
