@@ -269,6 +269,8 @@ elif start_nginx && check_answers nginx && stop_target nginx; then
 fi
 if ! "$ERG" serve --help >/dev/null 2>&1; then
 	say "erg serve: not available, skipped"
+elif [ "$(id -u)" != 0 ]; then
+	say "erg serve: needs root to load its BPF programs, skipped (run make bench as root)"
 elif start_erg && check_answers erg && stop_target erg; then
 	TARGETS+=(erg)
 fi
