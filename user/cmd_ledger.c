@@ -69,65 +69,65 @@ static void print_json_line(cJSON *o)
 	cJSON_Delete(o);
 }
 
-static int visit(void *ctx, const struct journal_record *rec)
+/* A run record: the configuration its slots obey; printed with --replay. */
+static void visit_run(struct reader_ctx *c, const struct journal_record *rec)
 {
-	struct reader_ctx *c = ctx;
+	const struct journal_run *r = &rec->run;
+	char when[32];
 
-	if (rec->type == JOURNAL_RUN) {
-		const struct journal_run *r = &rec->run;
-		char when[32];
-
-		if (!c->have_run) {
-			c->first_run = *r;
-			c->slot_s = r->slot_s;
-		} else if (r->slot_s != c->slot_s) {
-			c->mixed_slot = true;
-		}
-		c->last_run = *r;
-		c->have_run = true;
-		c->runs++;
-		if (!c->replay)
-			return 0;
-		iso_time(when, sizeof(when), r->start_unix_ns);
-		if (c->json) {
-			cJSON *o = cJSON_CreateObject();
-
-			if (!o)
-				return 0;
-			cJSON_AddStringToObject(o, "type", "run");
-			cJSON_AddNumberToObject(o, "offset", (double)rec->offset);
-			cJSON_AddStringToObject(o, "start", when);
-			cJSON_AddNumberToObject(o, "first_slot", (double)r->first_slot);
-			cJSON_AddNumberToObject(o, "slot_s", r->slot_s);
-			cJSON_AddStringToObject(o, "supply_kind",
-						r->supply_kind == JOURNAL_SUPPLY_TRACE ? "trace" : "constant");
-			cJSON_AddNumberToObject(o, "supply_watts", r->supply_watts);
-			if (r->trace_path[0])
-				cJSON_AddStringToObject(o, "supply_trace", r->trace_path);
-			cJSON_AddNumberToObject(o, "capacity", r->capacity_j);
-			cJSON_AddNumberToObject(o, "storage", r->storage_j);
-			cJSON_AddNumberToObject(o, "dropped_tail_bytes", (double)r->dropped_tail_bytes);
-			print_json_line(o);
-		} else {
-			char trace[TEXTFILE_QUOTED_MAX];
-
-			/* The path came from a file: no raw escape codes on a terminal. */
-			printf("# run %llu from %s: slot %g s, supply %.6g W %s%s%s, storage %.6g J of %.6g J, first slot %llu",
-			       (unsigned long long)c->runs, when, r->slot_s, r->supply_watts,
-			       r->supply_kind == JOURNAL_SUPPLY_TRACE ? "(trace mean of " : "constant",
-			       textfile_quote(r->trace_path, trace), r->supply_kind == JOURNAL_SUPPLY_TRACE ? ")" : "",
-			       r->storage_j, r->capacity_j, (unsigned long long)r->first_slot);
-			if (r->dropped_tail_bytes)
-				printf(", a torn record of %llu bytes was cut before it",
-				       (unsigned long long)r->dropped_tail_bytes);
-			printf("\n%10s %10s %14s %14s %14s %14s %14s\n", "slot", "t_start_s", "demand_J",
-			       "supply_J", "aux_J", "waste_J", "storage_J");
-		}
-		return 0;
+	if (!c->have_run) {
+		c->first_run = *r;
+		c->slot_s = r->slot_s;
+	} else if (r->slot_s != c->slot_s) {
+		c->mixed_slot = true;
 	}
+	c->last_run = *r;
+	c->have_run = true;
+	c->runs++;
+	if (!c->replay)
+		return;
+	iso_time(when, sizeof(when), r->start_unix_ns);
+	if (c->json) {
+		cJSON *o = cJSON_CreateObject();
 
-	/* A slot that passes its checksum but not THEORY §3's identity or the
-	 * storage bounds is counted as inconsistent and left out. */
+		if (!o)
+			return;
+		cJSON_AddStringToObject(o, "type", "run");
+		cJSON_AddNumberToObject(o, "offset", (double)rec->offset);
+		cJSON_AddStringToObject(o, "start", when);
+		cJSON_AddNumberToObject(o, "first_slot", (double)r->first_slot);
+		cJSON_AddNumberToObject(o, "slot_s", r->slot_s);
+		cJSON_AddStringToObject(o, "supply_kind",
+					r->supply_kind == JOURNAL_SUPPLY_TRACE ? "trace" : "constant");
+		cJSON_AddNumberToObject(o, "supply_watts", r->supply_watts);
+		if (r->trace_path[0])
+			cJSON_AddStringToObject(o, "supply_trace", r->trace_path);
+		cJSON_AddNumberToObject(o, "capacity", r->capacity_j);
+		cJSON_AddNumberToObject(o, "storage", r->storage_j);
+		cJSON_AddNumberToObject(o, "dropped_tail_bytes", (double)r->dropped_tail_bytes);
+		print_json_line(o);
+	} else {
+		char trace[TEXTFILE_QUOTED_MAX];
+
+		/* The path came from a file: no raw escape codes on a terminal. */
+		printf("# run %llu from %s: slot %g s, supply %.6g W %s%s%s, storage %.6g J of %.6g J, first slot %llu",
+		       (unsigned long long)c->runs, when, r->slot_s, r->supply_watts,
+		       r->supply_kind == JOURNAL_SUPPLY_TRACE ? "(trace mean of " : "constant",
+		       textfile_quote(r->trace_path, trace), r->supply_kind == JOURNAL_SUPPLY_TRACE ? ")" : "",
+		       r->storage_j, r->capacity_j, (unsigned long long)r->first_slot);
+		if (r->dropped_tail_bytes)
+			printf(", a torn record of %llu bytes was cut before it",
+			       (unsigned long long)r->dropped_tail_bytes);
+		printf("\n%10s %10s %14s %14s %14s %14s %14s\n", "slot", "t_start_s", "demand_J",
+		       "supply_J", "aux_J", "waste_J", "storage_J");
+	}
+}
+
+/* A slot, printed with --replay. One that passes its checksum but not
+ * THEORY §3's identity or the storage bounds is counted as inconsistent and
+ * left out. */
+static void visit_slot(struct reader_ctx *c, const struct journal_record *rec)
+{
 	const struct journal_slot *s = &rec->slot;
 	bool ok = ledger_slot_valid(s, c->have_run ? c->last_run.capacity_j : INFINITY);
 
@@ -139,12 +139,12 @@ static int visit(void *ctx, const struct journal_record *rec)
 		c->inconsistent++;
 	}
 	if (!c->replay)
-		return 0;
+		return;
 	if (c->json) {
 		cJSON *o = cJSON_CreateObject();
 
 		if (!o)
-			return 0;
+			return;
 		cJSON_AddStringToObject(o, "type", "slot");
 		cJSON_AddNumberToObject(o, "slot", (double)s->index);
 		cJSON_AddNumberToObject(o, "t_start_s", s->t_start_s);
@@ -164,6 +164,14 @@ static int visit(void *ctx, const struct journal_record *rec)
 		       s->out.aux, s->out.waste, s->out.storage,
 		       ok ? "" : "  INCONSISTENT (A-W != D-b+dS or storage out of range): not counted");
 	}
+}
+
+static int visit(void *ctx, const struct journal_record *rec)
+{
+	if (rec->type == JOURNAL_RUN)
+		visit_run(ctx, rec);
+	else
+		visit_slot(ctx, rec);
 	return 0;
 }
 

@@ -304,21 +304,19 @@ static int parse_list(struct parse *ps, const char *section, const struct keydef
 	return ok;
 }
 
-/* Store a checked value in the scenario. */
-static int assign(struct parse *ps, const char *section, const char *kind, int model,
-		  const struct keydef *d, const char *value)
+/* A K_NUM or K_INT value, parsed and range-checked into *v (0 for other
+ * types). 1, or 0 after fail(). */
+static int parse_scalar(struct parse *ps, const char *section, const struct keydef *d,
+			const char *value, double *v)
 {
-	struct scenario *sc = ps->sc;
-	double v = 0.0;
-
+	*v = 0.0;
 	if (d->type == K_NUM) {
 		if (d->range == R_STORAGE && (!strcasecmp(value, "unlimited") || !strcasecmp(value, "inf")))
-			v = INFINITY;
-		else if (parse_number(value, &v))
+			*v = INFINITY;
+		else if (parse_number(value, v))
 			return fail(ps, ps->line, "key '%s' in [%s]: '%s' is not a number (e.g. %s)",
 				    d->key, section, value, d->example);
-		if (!check_range(ps, section, d, v))
-			return 0;
+		return check_range(ps, section, d, *v);
 	}
 	if (d->type == K_INT) {
 		char *end;
@@ -330,22 +328,41 @@ static int assign(struct parse *ps, const char *section, const char *kind, int m
 		if (n < 1 || n > 100000000)
 			return fail(ps, ps->line, "key '%s' in [%s]: must be between 1 and 1e8 (got %lld)",
 				    d->key, section, n);
-		v = (double)n;
+		*v = (double)n;
 	}
-	if (!strcasecmp(kind, "model")) {
-		struct model_spec *m = &sc->models[model];
-		if (!strcasecmp(d->key, "params"))
-			m->params = v;
-		else if (!strcasecmp(d->key, "joules_per_token"))
-			m->joules_per_token = v;
-		else if (!strcasecmp(d->key, "joules_per_task"))
-			m->joules_per_task = v;
-		else if (!strcasecmp(d->key, "reasoning_sigma"))
-			m->reasoning_sigma = v;
-		else if (!strcasecmp(d->key, "budgets"))
-			return parse_list(ps, section, d, value, ps->mx[model].budgets, &ps->mx[model].n_budgets);
-		return 1;
-	}
+	return 1;
+}
+
+/* A key of a [model NAME] section. */
+static int assign_model(struct parse *ps, const char *section, int model, const struct keydef *d,
+			const char *value, double v)
+{
+	struct model_spec *m = &ps->sc->models[model];
+
+	if (!strcasecmp(d->key, "params"))
+		m->params = v;
+	else if (!strcasecmp(d->key, "joules_per_token"))
+		m->joules_per_token = v;
+	else if (!strcasecmp(d->key, "joules_per_task"))
+		m->joules_per_task = v;
+	else if (!strcasecmp(d->key, "reasoning_sigma"))
+		m->reasoning_sigma = v;
+	else if (!strcasecmp(d->key, "budgets"))
+		return parse_list(ps, section, d, value, ps->mx[model].budgets, &ps->mx[model].n_budgets);
+	return 1;
+}
+
+/* Store a checked value in the scenario. */
+static int assign(struct parse *ps, const char *section, const char *kind, int model,
+		  const struct keydef *d, const char *value)
+{
+	struct scenario *sc = ps->sc;
+	double v;
+
+	if (!parse_scalar(ps, section, d, value, &v))
+		return 0;
+	if (!strcasecmp(kind, "model"))
+		return assign_model(ps, section, model, d, value, v);
 #define IS(s, k) (!strcasecmp(kind, s) && !strcasecmp(d->key, k))
 	if (IS("scenario", "name"))
 		cli_quote(value, sc->name, sizeof(sc->name));	/* printed by erg sim */
