@@ -1,4 +1,4 @@
-"""erg top with a supply (THEORY §3-§4): each slot's attributed demand goes
+"""erg top with a supply (docs/theory.md §3-§4): each slot's attributed demand goes
 into the ledger; the ledger line reports the regime with its evidence; the
 journal written alongside reads back with erg ledger and holds the same
 slots and totals; a supply far below demand reads under-supplied, far above

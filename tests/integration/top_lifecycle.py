@@ -34,10 +34,14 @@ erg.stop()
 t.cleanup()
 
 # --- a worker that exits mid-run ---------------------------------------------
-p, short = t.start_worker("--duty", "0.5", "--seconds", "1.5")
+p, short = t.start_worker("--duty", "0.5")
 _, stays = t.start_worker("--duty", "0.2")
 erg = t.Erg("top", "--pid", "%d=short" % short, "--pid", "%d=stays" % stays, "--json", "0.5")
-erg.wait_for(lambda l: l.get("type") == "total")
+# it exits once erg has seen it run (a fixed lifetime could end before a
+# loaded machine has erg attached)
+erg.wait_for(lambda l: l.get("type") == "model" and l["model"] == "short" and l["workers"] == 1 and l["cpu_s"] > 0.05,
+             timeout=60)
+os.kill(short, signal.SIGTERM)
 p.wait(timeout=60)
 erg.wait_ticks(3)
 row = erg.last_model("short")
