@@ -51,7 +51,7 @@ int textfile_open(const char *path, const char *what, int flags, struct stat *st
 	 * refused just below. It changes nothing for a regular file. */
 	fd = open(path, flags | O_NONBLOCK | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		errbuf_set(err, errlen, "%s '%s': cannot open: %s", what, q, strerror(errno));
+		errbuf_set(err, errlen, "cannot open %s '%s': %s", what, q, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, st) < 0) {

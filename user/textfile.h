@@ -34,7 +34,7 @@ const char *textfile_kind(mode_t mode);
 
 /* Open path with flags | O_NONBLOCK | O_CLOEXEC and check that it is a
  * regular file (st filled in). The fd, or -1 with one line in err:
- *   "WHAT 'PATH': cannot open: No such file or directory"
+ *   "cannot open WHAT 'PATH': No such file or directory"
  *   "WHAT 'PATH' is a FIFO, not a regular file; give a file" */
 int textfile_open(const char *path, const char *what, int flags, struct stat *st,
 		  char *err, size_t errlen);
