@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "errbuf.h"
+#include "json_u64.h"
 #include "measure.h"
 #include "model_stats.h"
 #include "prom.h"
@@ -63,7 +64,13 @@ struct serve {
 	double worker_jpr[SERVE_MAX_WORKERS];	/* mean J/request (2xx), NAN until one */
 	uint64_t worker_ok[SERVE_MAX_WORKERS];
 	uint64_t model_nj[SERVE_MAX_MODELS];	/* attributed since start */
+	uint64_t *retried;		/* ids of tries that failed and were retried */
+	size_t n_retried, cap_retried;
+	struct prom_ledger ledger;	/* for /metrics, copied each tick */
+	bool have_ledger;
+	uint64_t dropped_events;
 	double start_s;			/* CLOCK_MONOTONIC when serving began */
+	uint64_t shown_nj[SERVE_MAX_MODELS];	/* model_nj at the last view */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -227,12 +234,47 @@ static double wall_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* A failed try has its own request line (its joules are its own) but is
+ * not a request of the model's statistics: the retry is. */
+static void remember_retried(struct serve *s, uint64_t id)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->n_retried == s->cap_retried) {
+		size_t cap = s->cap_retried ? s->cap_retried * 2 : 16;
+		uint64_t *n = realloc(s->retried, cap * sizeof(*n));
+
+		if (n) {
+			s->retried = n;
+			s->cap_retried = cap;
+		}
+	}
+	if (s->n_retried < s->cap_retried)
+		s->retried[s->n_retried++] = id;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static bool take_retried(struct serve *s, uint64_t id)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n_retried && !found; i++)
+		if (s->retried[i] == id) {
+			s->retried[i] = s->retried[--s->n_retried];
+			found = true;
+		}
+	pthread_mutex_unlock(&s->lock);
+	return found;
+}
+
 static void hook_end(void *ud, const struct proxy_request *r)
 {
 	struct serve *s = ud;
 	double latency = r->end_s - r->start_s, ttfb = r->first_byte_s > 0 ? r->first_byte_s - r->start_s : 0;
 
 	if (r->worker >= 0 && r->id && !(r->id & PROXY_OWN_ID_BIT)) {
+		if (r->retried)
+			remember_retried(s, r->id);
 		request_energy_end(s->re, r->id, r->end_s, r->status, r->bytes_in, r->bytes_out, ttfb, latency);
 		return;
 	}
@@ -282,7 +324,13 @@ static size_t hook_metrics(void *ud, char *buf, size_t cap)
 			       .n_workers = s->cfg.n_workers };
 	size_t len;
 
+	struct prom_ledger ledger;
+
 	pthread_mutex_lock(&s->lock);
+	ledger = s->ledger;
+	in.ledger = s->have_ledger ? &ledger : NULL;
+	in.have_dropped = s->m != NULL;
+	in.bpf_events_dropped = s->dropped_events;
 	for (size_t i = 0; i < s->cfg.n_models; i++) {
 		models[i] = (struct prom_model){ .name = s->cfg.models[i].name,
 						 .cpu_joules = attrib_joules(s->model_nj[i]), .gpu_joules = NAN };
@@ -405,7 +453,7 @@ static int start_proxy(struct serve *s)
 
 /* ---- each tick ---- */
 
-static void request_line(struct serve *s, const struct request_record *r)
+static void request_line(struct serve *s, const struct request_record *r, bool retried)
 {
 	cJSON *o = cJSON_CreateObject();
 	char id[32], *line;
@@ -430,6 +478,8 @@ static void request_line(struct serve *s, const struct request_record *r)
 	cJSON_AddNumberToObject(o, "nj", (double)r->nj);
 	cJSON_AddNumberToObject(o, "latency_s", r->latency_s);
 	cJSON_AddNumberToObject(o, "ttfb_s", r->ttfb_s);
+	if (retried)
+		cJSON_AddBoolToObject(o, "retried", true);
 	line = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	if (!line)
@@ -445,7 +495,9 @@ static void request_line(struct serve *s, const struct request_record *r)
 
 static void complete_one(struct serve *s, const struct request_record *r)
 {
-	if (r->model < s->cfg.n_models)
+	bool retried = !(r->id & PROXY_OWN_ID_BIT) && take_retried(s, r->id);
+
+	if (r->model < s->cfg.n_models && !retried)
 		model_stats_add(s->ms, r);
 	if (r->worker < s->cfg.n_workers && r->status >= 200 && r->status < 300) {
 		pthread_mutex_lock(&s->lock);
@@ -455,7 +507,7 @@ static void complete_one(struct serve *s, const struct request_record *r)
 		s->worker_jpr[r->worker] = n == 1 ? j : prev + (j - prev) / (double)n;
 		pthread_mutex_unlock(&s->lock);
 	}
-	request_line(s, r);
+	request_line(s, r, retried);
 }
 
 /* Split the tick's joules among the requests, and output those completed. */
@@ -478,6 +530,18 @@ static int tick(struct serve *s, double now)
 	pthread_mutex_lock(&s->lock);
 	for (size_t w = 0; w < s->cfg.n_workers; w++)
 		s->model_nj[s->cfg.workers[w].model] += worker_nj[w];
+	if (s->m && measure_ledger(s->m)) {
+		const struct ledger *l = measure_ledger(s->m);
+		const struct ledger_stats *ls = ledger_stats(l);
+
+		s->ledger = (struct prom_ledger){ .demand_joules = ls->total_demand,
+			.supply_joules = ls->total_supply, .aux_joules = ls->total_aux,
+			.waste_joules = ls->total_waste, .storage_joules = ledger_storage(l),
+			.regime = ls->regime };
+		s->have_ledger = true;
+	}
+	if (s->m)
+		s->dropped_events = measure_totals(s->m)->dropped_events;
 	pthread_mutex_unlock(&s->lock);
 	request_energy_tick(s->re, now, worker_nj, NULL, NULL);
 	while ((n = request_energy_take_completed(s->re, done, 256)))
@@ -513,13 +577,27 @@ static unsigned workers_up(const struct serve *s, size_t model)
 	return up;
 }
 
+/* Watts of model i since the last view (average since the start in the summary). */
+static double model_watts(struct serve *s, size_t i, double elapsed, double dt, bool summary)
+{
+	uint64_t nj;
+
+	pthread_mutex_lock(&s->lock);
+	nj = s->model_nj[i];
+	pthread_mutex_unlock(&s->lock);
+	if (summary)
+		return elapsed > 0 ? attrib_joules(nj) / elapsed : 0;
+	return dt > 0 ? attrib_joules(nj - s->shown_nj[i]) / dt : 0;
+}
+
 static void print_view(struct serve *s, double elapsed, double dt, const uint64_t *prev_requests,
 		       bool summary)
 {
 	printf("\nerg serve - %s:%u, %.1f s, energy %s\n", s->o.listen ? s->o.listen : "",
 	       proxy_port(s->proxy), elapsed, s->m ? energy_name(measure_energy(s->m)) : "not measured");
-	printf("%-20s %7s %8s %7s %6s %9s %9s %10s %9s %8s\n", "MODEL", "WORKERS", "REQS",
-	       summary ? "AVG/S" : "REQ/S", "ERRS", "LAT_MS", "P99_MS", "JOULES", "J/REQ", "SD_J");
+	printf("%-20s %7s %8s %7s %6s %9s %9s %8s %10s %9s %8s\n", "MODEL", "WORKERS", "REQS",
+	       summary ? "AVG/S" : "REQ/S", "ERRS", "LAT_MS", "P99_MS", summary ? "AVG_W" : "WATTS",
+	       "JOULES", "J/REQ", "SD_J");
 	for (size_t i = 0; i < s->cfg.n_models; i++) {
 		struct model_stats_snapshot st;
 		char workers[24];
@@ -530,15 +608,51 @@ static void print_view(struct serve *s, double elapsed, double dt, const uint64_
 		rate = summary ? (elapsed > 0 ? st.requests / elapsed : 0)
 			       : (dt > 0 ? (st.requests - prev_requests[i]) / dt : 0);
 		snprintf(workers, sizeof(workers), "%u/%zu", workers_up(s, i), s->cfg.models[i].n_workers);
-		printf("%-20s %7s %8llu %7.1f %6llu %9.1f %9.1f %10.2f %9.3f %8.3f\n", s->cfg.models[i].name,
+		printf("%-20s %7s %8llu %7.1f %6llu %9.1f %9.1f %8.2f %10.2f %9.3f %8.3f\n", s->cfg.models[i].name,
 		       workers, (unsigned long long)st.requests, rate,
 		       (unsigned long long)(st.requests - st.requests_ok),
 		       st.latency_s.count ? 1e3 * st.latency_s.sum / st.latency_s.count : 0,
-		       isnan(st.latency_s.p99) ? 0 : 1e3 * st.latency_s.p99, st.joules,
+		       isnan(st.latency_s.p99) ? 0 : 1e3 * st.latency_s.p99,
+		       model_watts(s, i, elapsed, dt, summary), st.joules,
 		       st.joules_per_request.n ? st.joules_per_request.mean : 0,
 		       isnan(st.joules_per_request.sd) ? 0 : st.joules_per_request.sd);
 	}
 	fflush(stdout);
+}
+
+/* The node's energy as erg top counts it, and the ledger. */
+static void print_json_total(struct serve *s, double elapsed)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *line;
+
+	if (!o)
+		return;
+	cJSON_AddStringToObject(o, "type", "total");
+	cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
+	if (s->m) {
+		const struct measure_totals *t = measure_totals(s->m);
+
+		cJSON_AddNumberToObject(o, "joules", attrib_joules(t->total_nj));
+		cJSON_AddNumberToObject(o, "attributed_j", attrib_joules(t->attributed_nj));
+		cJSON_AddNumberToObject(o, "unattributed_j", attrib_joules(t->unattributed_nj));
+		json_add_u64(o, "total_nj", t->total_nj);
+		json_add_u64(o, "attributed_nj", t->attributed_nj);
+		json_add_u64(o, "unattributed_nj", t->unattributed_nj);
+		cJSON_AddStringToObject(o, "source", energy_name(measure_energy(s->m)));
+		cJSON_AddBoolToObject(o, "measured", energy_is_measured(measure_energy(s->m)));
+		json_add_u64(o, "dropped_events", t->dropped_events);
+		if (measure_ledger(s->m))
+			ledger_add_json(measure_ledger(s->m), o);
+	} else {
+		cJSON_AddStringToObject(o, "source", "none");
+		cJSON_AddBoolToObject(o, "measured", false);
+	}
+	line = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (line)
+		puts(line);
+	free(line);
 }
 
 static void print_json(struct serve *s, double elapsed, double dt, const uint64_t *prev_requests)
@@ -559,6 +673,7 @@ static void print_json(struct serve *s, double elapsed, double dt, const uint64_
 		cJSON_AddNumberToObject(o, "requests_ok", (double)st.requests_ok);
 		cJSON_AddNumberToObject(o, "rate", dt > 0 ? (st.requests - prev_requests[i]) / dt : 0);
 		cJSON_AddNumberToObject(o, "joules", st.joules);
+		cJSON_AddNumberToObject(o, "watts", model_watts(s, i, elapsed, dt, false));
 		cJSON_AddNumberToObject(o, "j_per_request", st.joules_per_request.n ? st.joules_per_request.mean : 0);
 		cJSON_AddNumberToObject(o, "j_per_request_sd",
 					isnan(st.joules_per_request.sd) ? 0 : st.joules_per_request.sd);
@@ -570,6 +685,7 @@ static void print_json(struct serve *s, double elapsed, double dt, const uint64_
 			puts(line);
 		free(line);
 	}
+	print_json_total(s, elapsed);
 	fflush(stdout);
 }
 
@@ -587,6 +703,9 @@ static void output(struct serve *s, double start, double now, double *last, uint
 
 		if (!model_stats_snapshot(s->ms, i, &st))
 			prev_requests[i] = st.requests;
+		pthread_mutex_lock(&s->lock);
+		s->shown_nj[i] = s->model_nj[i];
+		pthread_mutex_unlock(&s->lock);
 	}
 	*last = now;
 }
@@ -660,6 +779,7 @@ static void free_serve(struct serve *s)
 	if (s->log)
 		fclose(s->log);
 	free(s->local);
+	free(s->retried);
 	pthread_mutex_destroy(&s->lock);
 }
 

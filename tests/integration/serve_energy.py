@@ -84,6 +84,9 @@ def main():
     check(models["small"]["requests"] == n["small"] and models["big"]["requests"] == n["big"],
           "model lines count the requests per model")
     check(models["small"]["joules"] > 0 and models["big"]["joules"] > 0, "model lines carry joules")
+    totals = [x for x in lines if x["type"] == "total"]
+    check(totals and totals[-1]["source"] and totals[-1]["attributed_nj"] + totals[-1]["unattributed_nj"]
+          == totals[-1]["total_nj"], "total lines: attributed + unattributed = total, exactly")
     logged = [json.loads(ln) for ln in open(logf)]
     check(len(logged) == 13 and {x["id"] for x in logged} == {x["id"] for x in reqs + local},
           "--log holds the same request lines")

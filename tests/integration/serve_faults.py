@@ -4,13 +4,14 @@ worker down is retried elsewhere or answered 502, the health check brings a
 worker back, a worker killed mid-stream cuts only that stream, no file
 descriptor leaks after a fault storm, and 1,500 idle connections do not
 stop new requests."""
+import json
 import os
 import resource
 import signal
 import socket
 import time
 
-from serve_common import (Reader, Serve, call, check, fail, fd_census, free_port, log, request_bytes,
+from serve_common import (TMP, Reader, Serve, call, check, fail, fd_census, free_port, log, request_bytes,
                           start_backend, wait_for)
 
 
@@ -55,7 +56,8 @@ def half_closed(serve):
 def retried(config, live_port, dead_port):
     # no health check yet (1 h): the refusing worker is tried, and the
     # request goes on to the live one; the refusal marks the worker down
-    serve = Serve(config, "--threads", "1", "--health-interval", "1h", "--no-energy")
+    logf = os.path.join(TMP, "retried.ndjson")
+    serve = Serve(config, "--threads", "1", "--health-interval", "1h", "--no-energy", "--log", logf, "0.2")
     for i in range(6):
         r = call(serve, "POST", "/v1/chat/completions", {"model": "retry", "i": i})
         check(r.status == 200 and r.headers["x-erg-worker"].endswith(":%d" % live_port),
@@ -65,7 +67,15 @@ def retried(config, live_port, dead_port):
     r = call(serve, "POST", "/v1/chat/completions", {"model": "gone"})
     check(r.status == 502 and r.json()["error"]["code"] == "worker_unavailable",
           "model whose only worker refuses: 502 JSON error")
+    wait_for(lambda: 'erg_requests_total{model="retry",code="200"} 6' in metrics(serve),
+             "the model counts its 6 requests")
+    check('erg_requests_total{model="retry",code="0"}' not in metrics(serve),
+          "... and not the failed try as a request of its own")
     check(serve.stop() == 0, "erg serve stops")
+    lines = [json.loads(ln) for ln in open(logf)]
+    tries = [x for x in lines if x.get("retried")]
+    check(any(x["model"] == "retry" and x["worker"].endswith(":%d" % dead_port) for x in tries)
+          and all(x["status"] == 0 for x in tries), "the failed try has its own request line, marked retried")
 
 
 def worker_down(serve, dead_port):

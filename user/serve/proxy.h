@@ -42,6 +42,8 @@ struct proxy_request {
 	int worker;		/* index in serve_config.workers, -1 if answered by erg */
 	int status;		/* status answered; 0: none (client gone, stream cut) */
 	bool broken;		/* the response was cut short (worker died, client gone) */
+	bool retried;		/* this try failed before any answer; erg went on
+				 * (another worker, or its own 502) */
 	uint64_t bytes_in;	/* request bytes received from the client */
 	uint64_t bytes_out;	/* response bytes sent towards the client */
 	uint64_t sse_events;	/* SSE data: events in the response so far */

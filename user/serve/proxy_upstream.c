@@ -193,7 +193,9 @@ void upstream_dispatch(struct conn *c)
 			u = upstream_open(t, w);
 		if (!u) {
 			r->tried |= 1ULL << w;
+			r->pub.retried = true;
 			request_try_end(c, 0, true);
+			r->pub.retried = false;
 			continue;
 		}
 		u->client = c;
@@ -242,7 +244,9 @@ static void upstream_failed(struct conn *u, bool connect_failed)
 		r->stale_retried = true;	/* the same worker, on a fresh connection */
 	else
 		r->tried |= 1ULL << w;
+	r->pub.retried = true;
 	request_try_end(c, 0, true);
+	r->pub.retried = false;
 	upstream_dispatch(c);
 }
 
