@@ -147,236 +147,296 @@ static double batch_se(const struct batches *b)
 	return var > 0.0 ? sqrt(var / b->done) : 0.0;
 }
 
-int sim_run(const struct sim_config *cfg, struct sim_summary *out,
-	    struct sim_slot *series, double *option_tasks)
-{
-	memset(out, 0, sizeof(*out));
-	if (sim_check(cfg))
-		return -1;
-
-	const struct task_option *opts = cfg->opts;
+/* One run's state between slots. */
+struct run {
+	const struct sim_config *cfg;
 	struct rng arr_rng, en_rng, route_rng;
-	rng_seed(&arr_rng, cfg->seed, STREAM_ARRIVALS);
-	rng_seed(&en_rng, cfg->seed, STREAM_ENERGY);
-	rng_seed(&route_rng, cfg->seed, STREAM_ROUTING);
-
 	/* static mix: realiser and its per-task moments for the closed forms */
 	struct swrr rr;
-	double cumw[MIX_MAX] = { 0 };
-	double x_bar = 0.0, y_term = 0.0, acc_bar = 0.0;
+	double cumw[MIX_MAX];
+	double x_bar, y_term, acc_bar;
+	/* dynamic policy */
+	double credit, dither;
+	double *times;
+	long times_cap;
+	/* storage */
+	double cap, level, target;
+	int varying;
+	double scale;
+	/* sums */
+	struct batches b_aux, b_waste, b_cost, b_mu;
+	double sum_d, sum_d2, sum_d3, sum_aux, sum_waste, sum_s, sum_b, tasks, acc_sum;
+	double th_aux, th_waste, th_mu, th_mu2, th_var;
+	double d_shift;		/* first slot's demand, to keep the variance sum well conditioned */
+};
+
+/* Seeds, the static mix's moments, the store and the batches. -1 bad mix. */
+static int run_init(struct run *r, const struct sim_config *cfg)
+{
+	memset(r, 0, sizeof(*r));
+	r->cfg = cfg;
+	rng_seed(&r->arr_rng, cfg->seed, STREAM_ARRIVALS);
+	rng_seed(&r->en_rng, cfg->seed, STREAM_ENERGY);
+	rng_seed(&r->route_rng, cfg->seed, STREAM_ROUTING);
 	if (cfg->policy == SIM_STATIC) {
-		if (swrr_init_mix(&rr, &cfg->mix))
+		if (swrr_init_mix(&r->rr, &cfg->mix))
 			return -1;
 		double c = 0.0, s = 0.0;
 		for (int i = 0; i < cfg->mix.n; i++) {
-			const struct task_option *o = &opts[cfg->mix.opt[i]];
+			const struct task_option *o = &cfg->opts[cfg->mix.opt[i]];
 			c += cfg->mix.w[i];
-			cumw[i] = c;
-			x_bar += cfg->mix.w[i] * o->m;
+			r->cumw[i] = c;
+			r->x_bar += cfg->mix.w[i] * o->m;
 			s += cfg->mix.w[i] * o->s;
-			y_term += cfg->mix.w[i] * o->v;
-			acc_bar += cfg->mix.w[i] * o->acc;
+			r->y_term += cfg->mix.w[i] * o->v;
+			r->acc_bar += cfg->mix.w[i] * o->acc;
 		}
 		/* per-task variance left in D beyond the arrival count (THEORY §2) */
 		if (cfg->how == REALISE_RANDOM)
-			y_term = s - x_bar * x_bar;
+			r->y_term = s - r->x_bar * r->x_bar;
 	}
-	const struct dyn_policy *dp = cfg->dyn;
-	double credit = 0.0, dither = 0.0;
-	double *times = NULL;
-	long times_cap = 0;
-
-	double cap = cfg->supply.capacity;
-	double level = cfg->supply.initial;
-	if (level < 0.0)
-		level = isinf(cap) ? 0.0 : cap / 2.0;
-	if (level > cap)
-		level = cap;
-	double target = cfg->supply.target > 0.0 ? fmin(cfg->supply.target, cap) :
-			isinf(cap) ? 0.0 : cap / 2.0;
-	int varying = cfg->arrivals.kind == ARRIVALS_TRACE || cfg->supply.trace;
-	double scale = supply_scale(cfg);
+	r->cap = cfg->supply.capacity;
+	r->level = cfg->supply.initial;
+	if (r->level < 0.0)
+		r->level = isinf(r->cap) ? 0.0 : r->cap / 2.0;
+	if (r->level > r->cap)
+		r->level = r->cap;
+	r->target = cfg->supply.target > 0.0 ? fmin(cfg->supply.target, r->cap) :
+		    isinf(r->cap) ? 0.0 : r->cap / 2.0;
+	r->varying = cfg->arrivals.kind == ARRIVALS_TRACE || cfg->supply.trace;
+	r->scale = supply_scale(cfg);
 
 	long nb = (long)sqrt((double)cfg->slots);
 	if (nb < 10)
 		nb = 10;
-	struct batches b_aux = { .size = cfg->slots / nb > 0 ? cfg->slots / nb : 1 };
-	struct batches b_waste = b_aux, b_cost = b_aux, b_mu = b_aux;
+	r->b_aux = (struct batches){ .size = cfg->slots / nb > 0 ? cfg->slots / nb : 1 };
+	r->b_waste = r->b_cost = r->b_mu = r->b_aux;
+	r->d_shift = NAN;
+	return 0;
+}
 
-	double sum_d = 0.0, sum_d2 = 0.0, sum_d3 = 0.0, sum_aux = 0.0, sum_waste = 0.0, sum_s = 0.0;
-	double sum_b = 0.0, tasks = 0.0, acc_sum = 0.0;
-	double th_aux = 0.0, th_waste = 0.0, th_mu = 0.0, th_mu2 = 0.0, th_var = 0.0;
-	double d_shift = NAN;	/* first slot's demand, to keep the variance sum well conditioned */
+/* Arrival times within the slot for the dynamic policy: order statistics
+ * of n uniforms from normalised exponential spacings. -1 no memory. */
+static int arrival_times(struct run *r, uint64_t n)
+{
+	if ((long)n + 1 > r->times_cap) {
+		long nc = 2 * ((long)n + 1);
+		double *nt = realloc(r->times, sizeof(double) * nc);
+		if (!nt)
+			return -1;
+		r->times = nt;
+		r->times_cap = nc;
+	}
+	double acc_t = 0.0;
+	for (uint64_t i = 0; i <= n; i++) {
+		acc_t += rng_exponential(&r->route_rng);
+		r->times[i] = acc_t;
+	}
+	for (uint64_t i = 0; i < n; i++)
+		r->times[i] /= acc_t;
+	return 0;
+}
 
+/* The option of task i of the slot. */
+static int route_task(struct run *r, uint64_t i, double rate, double spendable, double committed)
+{
+	const struct sim_config *cfg = r->cfg;
+
+	if (cfg->policy == SIM_DYNAMIC) {
+		const struct dyn_policy *dp = cfg->dyn;
+		double left = rate * (1.0 - r->times[i]) + 1.0;
+		/* With a store the slot need not be balanced on its own: every
+		 * task gets the slot's share, and only the store's level moves
+		 * it. Without one, what earlier tasks of the slot committed is
+		 * what is left. */
+		struct dyn_input in = {
+			.supply_left = r->cap > 0.0 ? spendable / (rate > 1.0 ? rate : 1.0) * left
+						    : spendable - committed,
+			.tasks_left = left,
+			.acc_credit = r->credit,
+			.dither = r->dither,
+		};
+		struct dyn_choice ch;
+		policy_dynamic(dp, &in, &ch);
+		r->dither = ch.dither;
+		r->credit += cfg->opts[ch.opt].acc - dp->acc_target;
+		return ch.opt;
+	}
+	if (cfg->how == REALISE_RANDOM) {
+		double u = rng_uniform(&r->route_rng);
+		int k = 0;
+		while (k + 1 < cfg->mix.n && u >= r->cumw[k])
+			k++;
+		return cfg->mix.opt[k];
+	}
+	return swrr_next(&r->rr);
+}
+
+/* The slot's n tasks: routed, their energies drawn. Returns the demand. */
+static double serve_slot(struct run *r, uint64_t n, double rate, double b, double *acc_slot,
+			 double *option_tasks)
+{
+	const struct sim_config *cfg = r->cfg;
+	double spendable = b, committed = 0.0, demand = 0.0;
+
+	if (cfg->policy == SIM_DYNAMIC && r->cap > 0.0)
+		spendable += (r->level - r->target) / STORAGE_RELAX_SLOTS;
+	for (uint64_t i = 0; i < n; i++) {
+		int o = route_task(r, i, rate, spendable, committed);
+		if (cfg->policy == SIM_DYNAMIC)
+			committed += cfg->opts[o].m;
+		demand += option_energy(&cfg->opts[o], rng_normal(&r->en_rng));
+		*acc_slot += cfg->opts[o].acc;
+		if (option_tasks)
+			option_tasks[o] += 1.0;
+	}
+	return demand;
+}
+
+/* Enter slot t's outcome into the sums, the batches, the series and the
+ * static mix's closed form. */
+static void account_slot(struct run *r, long t, uint64_t n, double rate, double b, double demand,
+			 double acc_slot, const struct slot_outcome *so, struct sim_slot *series)
+{
+	const struct sim_config *cfg = r->cfg;
+
+	if (isnan(r->d_shift))
+		r->d_shift = demand;
+	double dd = demand - r->d_shift;
+	r->sum_d += demand;
+	r->sum_d2 += dd * dd;
+	r->sum_d3 += dd * dd * dd;
+	r->sum_aux += so->aux;
+	r->sum_waste += so->waste;
+	r->sum_s += so->storage;
+	r->sum_b += b;
+	r->tasks += (double)n;
+	r->acc_sum += acc_slot;
+	batch_add(&r->b_aux, so->aux);
+	batch_add(&r->b_waste, so->waste);
+	batch_add(&r->b_cost, cfg->c_a * so->aux + cfg->c_w * so->waste);
+	batch_add(&r->b_mu, demand);
+	if (series)
+		series[t] = (struct sim_slot){
+			.arrivals = (double)n, .demand = demand, .supply = b,
+			.aux = so->aux, .waste = so->waste, .storage = so->storage,
+			.accuracy = n ? acc_slot / (double)n : NAN,
+		};
+	if (cfg->policy != SIM_STATIC)
+		return;
+	/* closed form for this slot: Gaussian with the mix's moments */
+	double mu_t = rate * r->x_bar;
+	double var_t = rate * r->y_term + slot_var_n(cfg, rate) * r->x_bar * r->x_bar;
+	r->th_mu += mu_t;
+	r->th_mu2 += mu_t * mu_t;
+	r->th_var += var_t;
+	if (r->cap == 0.0) {
+		double sd = sqrt(var_t > 0.0 ? var_t : 0.0);
+		r->th_aux += theory_aux_gauss(mu_t, sd, b);
+		r->th_waste += theory_waste_gauss(mu_t, sd, b);
+	}
+}
+
+/* The closed forms of THEORY §4 that apply to a static mix's run. */
+static void run_theory(const struct run *r, struct sim_summary *out)
+{
+	const struct sim_config *cfg = r->cfg;
+	double N = (double)cfg->slots;
+
+	out->mu_theory = out->sigma_theory = out->aux_theory = NAN;
+	out->waste_theory = out->cost_theory = out->accuracy_theory = NAN;
+	if (cfg->policy != SIM_STATIC)
+		return;
+	out->accuracy_theory = r->acc_bar;
+	out->mu_theory = r->th_mu / N;
+	double vm = r->th_mu2 / N - out->mu_theory * out->mu_theory;
+	out->sigma_theory = sqrt(r->th_var / N + (vm > 0.0 ? vm : 0.0));
+	double sd = sqrt(r->th_var / N);
+	double delta = out->supply - out->mu_theory;
+	if (r->cap == 0.0) {			/* THEORY §4.1, slot by slot */
+		out->aux_theory = r->th_aux / N;
+		out->waste_theory = r->th_waste / N;
+	} else if (!r->varying && isfinite(r->cap)) {	/* THEORY §4.3 */
+		out->aux_theory = theory_storage_aux(delta, sd, r->cap, 1);
+		out->waste_theory = theory_storage_waste(delta, sd, r->cap, 1);
+	} else if (!r->varying && fabs(delta) <= 1e-9 * (sd + fabs(out->mu_theory))
+		   && cfg->supply.initial <= 0.0) {
+		/* THEORY §4.4: unlimited storage from empty at delta = 0 */
+		out->aux_theory = theory_unlimited_aux_total(sd, N, 1) / N;
+		out->waste_theory = 0.0;
+	}
+	if (!isnan(out->aux_theory))
+		out->cost_theory = cfg->c_a * out->aux_theory + cfg->c_w * out->waste_theory;
+}
+
+static void run_summary(const struct run *r, struct sim_summary *out)
+{
+	const struct sim_config *cfg = r->cfg;
+	double N = (double)cfg->slots;
+
+	out->slots = cfg->slots;
+	out->tasks = r->tasks;
+	out->supply = r->sum_b / N;
+	out->mu = r->sum_d / N;
+	double md = out->mu - r->d_shift;
+	double var = (r->sum_d2 - N * md * md) / (N > 1 ? N - 1 : 1);
+	out->sigma = var > 0.0 ? sqrt(var) : 0.0;
+	/* third central moment from the shifted sums */
+	double m2 = r->sum_d2 / N - md * md;
+	double m3 = r->sum_d3 / N - 3.0 * md * r->sum_d2 / N + 2.0 * md * md * md;
+	out->skew = m2 > 0.0 ? m3 / pow(m2, 1.5) : 0.0;
+	out->aux = r->sum_aux / N;
+	out->waste = r->sum_waste / N;
+	out->cost = cfg->c_a * out->aux + cfg->c_w * out->waste;
+	out->aux_se = batch_se(&r->b_aux);
+	out->waste_se = batch_se(&r->b_waste);
+	out->cost_se = batch_se(&r->b_cost);
+	out->mu_se = batch_se(&r->b_mu);
+	out->accuracy = r->tasks > 0 ? r->acc_sum / r->tasks : NAN;
+	out->storage = r->sum_s / N;
+	run_theory(r, out);
+}
+
+int sim_run(const struct sim_config *cfg, struct sim_summary *out,
+	    struct sim_slot *series, double *option_tasks)
+{
+	struct run r;
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (sim_check(cfg) || run_init(&r, cfg))
+		return -1;
 	for (long t = 0; t < cfg->slots; t++) {
 		double rate = sim_slot_rate(cfg, t);
-		double b = slot_supply_scaled(cfg, t, scale);
+		double b = slot_supply_scaled(cfg, t, r.scale);
 		uint64_t n;
 
 		if (cfg->arrivals.kind == ARRIVALS_OVERDISPERSED)
-			n = rng_overdispersed(&arr_rng, rate, cfg->arrivals.var_ratio);
+			n = rng_overdispersed(&r.arr_rng, rate, cfg->arrivals.var_ratio);
 		else
-			n = rng_poisson(&arr_rng, rate);
+			n = rng_poisson(&r.arr_rng, rate);
 		if ((double)n > MAX_SLOT_DRAW) {
-			free(times);
-			return SIM_TOO_MANY_TASKS;
+			rc = SIM_TOO_MANY_TASKS;
+			break;
 		}
-
-		double demand = 0.0, acc_slot = 0.0;
-		if (cfg->policy == SIM_DYNAMIC && n > 0) {
-			/* arrival times within the slot: order statistics of n
-			 * uniforms from normalised exponential spacings */
-			if ((long)n + 1 > times_cap) {
-				long nc = 2 * ((long)n + 1);
-				double *nt = realloc(times, sizeof(double) * nc);
-				if (!nt) {
-					free(times);
-					return -1;
-				}
-				times = nt;
-				times_cap = nc;
-			}
-			double acc_t = 0.0;
-			for (uint64_t i = 0; i <= n; i++) {
-				acc_t += rng_exponential(&route_rng);
-				times[i] = acc_t;
-			}
-			for (uint64_t i = 0; i < n; i++)
-				times[i] /= acc_t;
+		if (cfg->policy == SIM_DYNAMIC && n > 0 && arrival_times(&r, n)) {
+			rc = -1;
+			break;
 		}
-		double spendable = b;
-		if (cfg->policy == SIM_DYNAMIC && cap > 0.0)
-			spendable += (level - target) / STORAGE_RELAX_SLOTS;
-		double committed = 0.0;
-
-		for (uint64_t i = 0; i < n; i++) {
-			int o;
-			if (cfg->policy == SIM_DYNAMIC) {
-				double left = rate * (1.0 - times[i]) + 1.0;
-				/* With a store the slot need not be balanced on its
-				 * own: every task gets the slot's share, and only the
-				 * store's level moves it. Without one, what earlier
-				 * tasks of the slot committed is what is left. */
-				struct dyn_input in = {
-					.supply_left = cap > 0.0 ? spendable / (rate > 1.0 ? rate : 1.0) * left
-								 : spendable - committed,
-					.tasks_left = left,
-					.acc_credit = credit,
-					.dither = dither,
-				};
-				struct dyn_choice ch;
-				policy_dynamic(dp, &in, &ch);
-				o = ch.opt;
-				dither = ch.dither;
-				committed += opts[o].m;
-				credit += opts[o].acc - dp->acc_target;
-			} else if (cfg->how == REALISE_RANDOM) {
-				double u = rng_uniform(&route_rng);
-				int k = 0;
-				while (k + 1 < cfg->mix.n && u >= cumw[k])
-					k++;
-				o = cfg->mix.opt[k];
-			} else {
-				o = swrr_next(&rr);
-			}
-			demand += option_energy(&opts[o], rng_normal(&en_rng));
-			acc_slot += opts[o].acc;
-			if (option_tasks)
-				option_tasks[o] += 1.0;
-		}
-
+		double acc_slot = 0.0;
+		double demand = serve_slot(&r, n, rate, b, &acc_slot, option_tasks);
 		struct slot_outcome so;
-		supply_step(demand, b, cap, &level, &so);
-
-		if (isnan(d_shift))
-			d_shift = demand;
-		double dd = demand - d_shift;
-		sum_d += demand;
-		sum_d2 += dd * dd;
-		sum_d3 += dd * dd * dd;
-		sum_aux += so.aux;
-		sum_waste += so.waste;
-		sum_s += so.storage;
-		sum_b += b;
-		tasks += (double)n;
-		acc_sum += acc_slot;
-		batch_add(&b_aux, so.aux);
-		batch_add(&b_waste, so.waste);
-		batch_add(&b_cost, cfg->c_a * so.aux + cfg->c_w * so.waste);
-		batch_add(&b_mu, demand);
-		if (series) {
-			series[t] = (struct sim_slot){
-				.arrivals = (double)n, .demand = demand, .supply = b,
-				.aux = so.aux, .waste = so.waste, .storage = so.storage,
-				.accuracy = n ? acc_slot / (double)n : NAN,
-			};
-		}
-		if (cfg->policy == SIM_STATIC) {
-			/* closed form for this slot: Gaussian with the mix's moments */
-			double mu_t = rate * x_bar;
-			double var_t = rate * y_term + slot_var_n(cfg, rate) * x_bar * x_bar;
-			th_mu += mu_t;
-			th_mu2 += mu_t * mu_t;
-			th_var += var_t;
-			if (cap == 0.0) {
-				double sd = sqrt(var_t > 0.0 ? var_t : 0.0);
-				th_aux += theory_aux_gauss(mu_t, sd, b);
-				th_waste += theory_waste_gauss(mu_t, sd, b);
-			}
-		}
+		supply_step(demand, b, r.cap, &r.level, &so);
+		account_slot(&r, t, n, rate, b, demand, acc_slot, &so, series);
 		/* every slot: a slot of many tasks takes a while */
 		if (cfg->progress)
 			__atomic_store_n(cfg->progress, t + 1, __ATOMIC_RELAXED);
 	}
-	free(times);
+	free(r.times);
 	if (cfg->progress)
 		__atomic_store_n(cfg->progress, cfg->slots, __ATOMIC_RELAXED);
-
-	double N = (double)cfg->slots;
-	out->slots = cfg->slots;
-	out->tasks = tasks;
-	out->supply = sum_b / N;
-	out->mu = sum_d / N;
-	double md = out->mu - d_shift;
-	double var = (sum_d2 - N * md * md) / (N > 1 ? N - 1 : 1);
-	out->sigma = var > 0.0 ? sqrt(var) : 0.0;
-	/* third central moment from the shifted sums */
-	double m2 = sum_d2 / N - md * md;
-	double m3 = sum_d3 / N - 3.0 * md * sum_d2 / N + 2.0 * md * md * md;
-	out->skew = m2 > 0.0 ? m3 / pow(m2, 1.5) : 0.0;
-	out->aux = sum_aux / N;
-	out->waste = sum_waste / N;
-	out->cost = cfg->c_a * out->aux + cfg->c_w * out->waste;
-	out->aux_se = batch_se(&b_aux);
-	out->waste_se = batch_se(&b_waste);
-	out->cost_se = batch_se(&b_cost);
-	out->mu_se = batch_se(&b_mu);
-	out->accuracy = tasks > 0 ? acc_sum / tasks : NAN;
-	out->storage = sum_s / N;
-
-	out->mu_theory = out->sigma_theory = out->aux_theory = NAN;
-	out->waste_theory = out->cost_theory = out->accuracy_theory = NAN;
-	if (cfg->policy == SIM_STATIC) {
-		out->accuracy_theory = acc_bar;
-		out->mu_theory = th_mu / N;
-		double vm = th_mu2 / N - out->mu_theory * out->mu_theory;
-		out->sigma_theory = sqrt(th_var / N + (vm > 0.0 ? vm : 0.0));
-		double sd = sqrt(th_var / N);
-		double delta = out->supply - out->mu_theory;
-		if (cap == 0.0) {			/* THEORY §4.1, slot by slot */
-			out->aux_theory = th_aux / N;
-			out->waste_theory = th_waste / N;
-		} else if (!varying && isfinite(cap)) {	/* THEORY §4.3 */
-			out->aux_theory = theory_storage_aux(delta, sd, cap, 1);
-			out->waste_theory = theory_storage_waste(delta, sd, cap, 1);
-		} else if (!varying && fabs(delta) <= 1e-9 * (sd + fabs(out->mu_theory))
-			   && cfg->supply.initial <= 0.0) {
-			/* THEORY §4.4: unlimited storage from empty at delta = 0 */
-			out->aux_theory = theory_unlimited_aux_total(sd, N, 1) / N;
-			out->waste_theory = 0.0;
-		}
-		if (!isnan(out->aux_theory))
-			out->cost_theory = cfg->c_a * out->aux_theory + cfg->c_w * out->waste_theory;
-	}
+	if (rc)
+		return rc;
+	run_summary(&r, out);
 	return 0;
 }

@@ -12,7 +12,8 @@ double svg_nice_step(double range, int ticks)
 	double p = pow(10.0, floor(log10(raw)));
 	double f = raw / p;
 	double nice = f < 1.5 ? 1.0 : f < 3.5 ? 2.0 : f < 7.5 ? 5.0 : 10.0;
-	return nice * p;
+	double step = nice * p;
+	return step > 0.0 && isfinite(step) ? step : 1.0;	/* subnormal ranges */
 }
 
 static void put_escaped(FILE *f, const char *s)
@@ -31,18 +32,36 @@ static void put_escaped(FILE *f, const char *s)
 /* Tick label without float noise: as many decimals as the step needs. */
 static void tick_label(char *buf, size_t len, double v, double step)
 {
-	int dec = step >= 1.0 ? 0 : (int)ceil(-log10(step) - 1e-9);
-	if (dec > 6)
-		dec = 6;
+	double want = step >= 1.0 ? 0.0 : ceil(-log10(step) - 1e-9);
+	int dec = want < 6.0 ? (int)want : 6;	/* bounded before the conversion */
 	if (fabs(v) < step * 1e-9)
 		v = 0.0;
 	snprintf(buf, len, "%.*f", dec, v);
 }
 
-int svg_write(FILE *f, const struct svg_chart *c, const struct svg_series *s, int ns)
+/* Most grid lines per axis: a range too small for its magnitude (the step
+ * lost in rounding) stops here instead of looping. */
+#define MAX_TICKS 100
+
+/* Plot area and data ranges. */
+struct frame {
+	double left, top, pw, ph;
+	double x0, x1, y0, y1, xs, ys;
+};
+
+static double px(const struct frame *fr, double x)
 {
-	int W = c->width > 0 ? c->width : 1070, H = c->height > 0 ? c->height : 600;
-	const double left = 90, right = 350, top = c->subtitle ? 70 : 50, bottom = 70;
+	return fr->left + (x - fr->x0) / (fr->x1 - fr->x0) * fr->pw;
+}
+
+static double py(const struct frame *fr, double y)
+{
+	return fr->top + fr->ph - (y - fr->y0) / (fr->y1 - fr->y0) * fr->ph;
+}
+
+/* Data ranges rounded out to nice steps. -1 when no point is drawable. */
+static int fit_frame(struct frame *fr, const struct svg_chart *c, const struct svg_series *s, int ns)
+{
 	double x0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
 	int points = 0;
 
@@ -65,91 +84,118 @@ int svg_write(FILE *f, const struct svg_chart *c, const struct svg_series *s, in
 		x0 -= 0.5;
 		x1 += 0.5;
 	}
-	double y0 = 0.0;
+	fr->y0 = 0.0;
 	if (!(y1 > 0.0))
 		y1 = 1.0;
-	double xs = svg_nice_step(x1 - x0, 8), ys = svg_nice_step(y1 - y0, 6);
-	x0 = floor(x0 / xs) * xs;
-	x1 = ceil(x1 / xs) * xs;
-	y1 = ceil(y1 * 1.02 / ys) * ys;
-	double pw = W - left - right, ph = H - top - bottom;
-#define PX(x) (left + ((x) - x0) / (x1 - x0) * pw)
-#define PY(y) (top + ph - ((y) - y0) / (y1 - y0) * ph)
+	fr->xs = svg_nice_step(x1 - x0, 8);
+	fr->ys = svg_nice_step(y1 - fr->y0, 6);
+	fr->x0 = floor(x0 / fr->xs) * fr->xs;
+	fr->x1 = ceil(x1 / fr->xs) * fr->xs;
+	fr->y1 = ceil(y1 * 1.02 / fr->ys) * fr->ys;
+	if (!(fr->x1 > fr->x0))		/* a step lost in rounding */
+		fr->x1 = fr->x0 + fr->xs;
+	if (!(fr->y1 > fr->y0))
+		fr->y1 = fr->y0 + fr->ys;
+	return 0;
+}
 
+static void write_title(FILE *f, const struct svg_chart *c, const struct frame *fr, int W, int H)
+{
 	fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 		   "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
 		   "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"13\">\n"
 		   "<rect width=\"%d\" height=\"%d\" fill=\"white\"/>\n", W, H, W, H, W, H);
-	fprintf(f, "<text x=\"%g\" y=\"28\" font-size=\"17\" font-weight=\"bold\">", left);
+	fprintf(f, "<text x=\"%g\" y=\"28\" font-size=\"17\" font-weight=\"bold\">", fr->left);
 	put_escaped(f, c->title);
 	fputs("</text>\n", f);
 	if (c->subtitle) {
-		fprintf(f, "<text x=\"%g\" y=\"50\" fill=\"#444\">", left);
+		fprintf(f, "<text x=\"%g\" y=\"50\" fill=\"#444\">", fr->left);
 		put_escaped(f, c->subtitle);
 		fputs("</text>\n", f);
 	}
-	/* grid and ticks */
+}
+
+/* Grid lines, tick labels, the frame and the axis labels. */
+static void write_axes(FILE *f, const struct svg_chart *c, const struct frame *fr, int H)
+{
 	char lab[64];
+	int k;
+
 	fputs("<g stroke=\"#e3e3e3\" stroke-width=\"1\">\n", f);
-	for (double x = x0; x <= x1 + xs * 1e-6; x += xs)
-		fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", PX(x), top, PX(x), top + ph);
-	for (double y = y0; y <= y1 + ys * 1e-6; y += ys)
-		fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", left, PY(y), left + pw, PY(y));
+	k = 0;
+	for (double x = fr->x0; k < MAX_TICKS && x <= fr->x1 + fr->xs * 1e-6; x += fr->xs, k++)
+		fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", px(fr, x), fr->top,
+			px(fr, x), fr->top + fr->ph);
+	k = 0;
+	for (double y = fr->y0; k < MAX_TICKS && y <= fr->y1 + fr->ys * 1e-6; y += fr->ys, k++)
+		fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", fr->left, py(fr, y),
+			fr->left + fr->pw, py(fr, y));
 	fputs("</g>\n<g fill=\"#222\">\n", f);
-	for (double x = x0; x <= x1 + xs * 1e-6; x += xs) {
-		tick_label(lab, sizeof(lab), x, xs);
+	k = 0;
+	for (double x = fr->x0; k < MAX_TICKS && x <= fr->x1 + fr->xs * 1e-6; x += fr->xs, k++) {
+		tick_label(lab, sizeof(lab), x, fr->xs);
 		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
-			PX(x), top + ph + 18, lab);
+			px(fr, x), fr->top + fr->ph + 18, lab);
 	}
-	for (double y = y0; y <= y1 + ys * 1e-6; y += ys) {
-		tick_label(lab, sizeof(lab), y, ys);
+	k = 0;
+	for (double y = fr->y0; k < MAX_TICKS && y <= fr->y1 + fr->ys * 1e-6; y += fr->ys, k++) {
+		tick_label(lab, sizeof(lab), y, fr->ys);
 		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%s</text>\n",
-			left - 8, PY(y) + 4, lab);
+			fr->left - 8, py(fr, y) + 4, lab);
 	}
 	fputs("</g>\n", f);
 	fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#222\"/>\n",
-		left, top, pw, ph);
-	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", left + pw / 2, (double)H - 22);
+		fr->left, fr->top, fr->pw, fr->ph);
+	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", fr->left + fr->pw / 2, (double)H - 22);
 	put_escaped(f, c->xlabel);
 	fputs("</text>\n", f);
-	fprintf(f, "<text transform=\"translate(24 %.1f) rotate(-90)\" text-anchor=\"middle\">", top + ph / 2);
+	fprintf(f, "<text transform=\"translate(24 %.1f) rotate(-90)\" text-anchor=\"middle\">",
+		fr->top + fr->ph / 2);
 	put_escaped(f, c->ylabel);
 	fputs("</text>\n", f);
+}
 
-	if (isfinite(c->marker_x)) {
-		fprintf(f, "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#000\" "
-			   "stroke-width=\"1.5\" stroke-dasharray=\"2 4\"/>\n",
-			PX(c->marker_x), top, PX(c->marker_x), top + ph);
-		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">",
-			PX(c->marker_x) + 6, top + 18);
-		put_escaped(f, c->marker_label);
-		fputs("</text>\n", f);
-	}
-	for (int i = 0; i < ns; i++) {
-		int pen = 0;
-		double w = s[i].width > 0 ? s[i].width : 2.0, op = s[i].opacity > 0 ? s[i].opacity : 1.0;
-		fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"%g\" stroke-opacity=\"%g\"%s d=\"",
-			s[i].color, w, op, s[i].dashed ? " stroke-dasharray=\"7 5\"" : "");
-		for (int k = 0; k < s[i].n; k++) {
-			if (!isfinite(s[i].x[k]) || !isfinite(s[i].y[k])) {
-				pen = 0;
-				continue;
-			}
-			fprintf(f, "%s%.1f %.1f ", pen ? "L" : "M", PX(s[i].x[k]), PY(s[i].y[k]));
-			pen = 1;
+static void write_marker(FILE *f, const struct svg_chart *c, const struct frame *fr)
+{
+	if (!isfinite(c->marker_x))
+		return;
+	fprintf(f, "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#000\" "
+		   "stroke-width=\"1.5\" stroke-dasharray=\"2 4\"/>\n",
+		px(fr, c->marker_x), fr->top, px(fr, c->marker_x), fr->top + fr->ph);
+	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">", px(fr, c->marker_x) + 6, fr->top + 18);
+	put_escaped(f, c->marker_label);
+	fputs("</text>\n", f);
+}
+
+static void write_series(FILE *f, const struct svg_series *s, const struct frame *fr)
+{
+	int pen = 0;
+	double w = s->width > 0 ? s->width : 2.0, op = s->opacity > 0 ? s->opacity : 1.0;
+
+	fprintf(f, "<path fill=\"none\" stroke=\"%s\" stroke-width=\"%g\" stroke-opacity=\"%g\"%s d=\"",
+		s->color, w, op, s->dashed ? " stroke-dasharray=\"7 5\"" : "");
+	for (int k = 0; k < s->n; k++) {
+		if (!isfinite(s->x[k]) || !isfinite(s->y[k])) {
+			pen = 0;
+			continue;
 		}
-		fputs("\"/>\n", f);
-		if (s[i].dots) {
-			fprintf(f, "<g fill=\"%s\" fill-opacity=\"%g\">\n", s[i].color, op);
-			for (int k = 0; k < s[i].n; k++)
-				if (isfinite(s[i].x[k]) && isfinite(s[i].y[k]))
-					fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"/>\n",
-						PX(s[i].x[k]), PY(s[i].y[k]));
-			fputs("</g>\n", f);
-		}
+		fprintf(f, "%s%.1f %.1f ", pen ? "L" : "M", px(fr, s->x[k]), py(fr, s->y[k]));
+		pen = 1;
 	}
-	/* legend */
-	double lx = left + pw + 20, ly = top + 10;
+	fputs("\"/>\n", f);
+	if (!s->dots)
+		return;
+	fprintf(f, "<g fill=\"%s\" fill-opacity=\"%g\">\n", s->color, op);
+	for (int k = 0; k < s->n; k++)
+		if (isfinite(s->x[k]) && isfinite(s->y[k]))
+			fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\"/>\n", px(fr, s->x[k]), py(fr, s->y[k]));
+	fputs("</g>\n", f);
+}
+
+static void write_legend(FILE *f, const struct svg_series *s, int ns, const struct frame *fr)
+{
+	double lx = fr->left + fr->pw + 20, ly = fr->top + 10;
+
 	for (int i = 0; i < ns; i++, ly += 22) {
 		fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
 			   "stroke-width=\"%g\" stroke-opacity=\"%g\"%s/>\n", lx, ly, lx + 30, ly, s[i].color,
@@ -159,8 +205,24 @@ int svg_write(FILE *f, const struct svg_chart *c, const struct svg_series *s, in
 		put_escaped(f, s[i].label);
 		fputs("</text>\n", f);
 	}
+}
+
+int svg_write(FILE *f, const struct svg_chart *c, const struct svg_series *s, int ns)
+{
+	int W = c->width > 0 ? c->width : 1070, H = c->height > 0 ? c->height : 600;
+	const double right = 350, bottom = 70;
+	struct frame fr = { .left = 90, .top = c->subtitle ? 70 : 50 };
+
+	if (fit_frame(&fr, c, s, ns))
+		return -1;
+	fr.pw = W - fr.left - right;
+	fr.ph = H - fr.top - bottom;
+	write_title(f, c, &fr, W, H);
+	write_axes(f, c, &fr, H);
+	write_marker(f, c, &fr);
+	for (int i = 0; i < ns; i++)
+		write_series(f, &s[i], &fr);
+	write_legend(f, s, ns, &fr);
 	fputs("</svg>\n", f);
-#undef PX
-#undef PY
 	return ferror(f) ? -1 : 0;
 }
