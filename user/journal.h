@@ -8,9 +8,9 @@
  *
  * What a reader makes of the bytes:
  * - valid: the checksum matches and every field is possible;
- * - torn: the file ends inside its last frame (a prefix of a frame, or
- *   fewer bytes than the smallest record), which is what a kill -9 or a
- *   power cut in the middle of a write leaves. Ignored when reading, and the
+ * - torn: the file ends inside its last frame (a prefix of a frame, or,
+ *   after a whole record, fewer bytes than the smallest record), which is
+ *   what a kill -9 or a power cut in the middle of a write leaves. Ignored when reading, and the
  *   only thing journal_open ever cuts;
  * - damaged: everything else that is not valid: frames that fail their
  *   checksum, unreadable stretches (skipped by scanning for the next valid
