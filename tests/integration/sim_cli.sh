@@ -200,12 +200,16 @@ refuse huge_model "J per slot, above" "s/^params = .*/params = 1e159/"
 	|| fail "--supply 1e15J exited $?"
 ! grep -inE "nan|inf" "$tmp/edge.txt" || fail "--supply 1e15J printed nan or inf"
 refuse too_much_supply "--supply" "s/^c_w *=.*/c_w = 1/" "--supply 2e15J"
-# at the bound, a run still finishes, and progress never claims ~0 s left
-# before any slot is done
+# at the bound, a run still finishes (1.2e8 tasks: seconds), and its progress
+# line (stderr is a file: one line at 1 s, then every 5 s) never claims
+# ~0 s left before any slot is done, as it did when progress was published
+# every 1024 slots
 sed "s/^tasks_per_slot *=.*/tasks_per_slot = 1e6/" "$ref" >"$tmp/busy.ini"
-timeout 300 "$ERG" sim --scenario "$tmp/busy.ini" --slots 3 --policy mean >"$tmp/busy.out" 2>"$tmp/busy.err" \
+timeout 600 "$ERG" sim --scenario "$tmp/busy.ini" --slots 60 --policy mean >"$tmp/busy.out" 2>"$tmp/busy.err" \
 	|| { cat "$tmp/busy.err"; fail "1e6 tasks per slot exited $?"; }
+cat "$tmp/busy.err"
 ! grep -E " 0% of .*~0 s left" "$tmp/busy.err" || fail "the progress line claims ~0 s left at 0%"
+grep -q "Critical supply" "$tmp/busy.out" || fail "1e6 tasks per slot printed no answer"
 
 # 7. valid scenarios whose closed forms are undefined (no prices, almost no
 # tasks) print '-' there, never nan or inf
