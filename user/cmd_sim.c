@@ -96,13 +96,13 @@ static int write_results(const struct sim_plan *p, const struct sim_args *a, str
 	if (o->svg) {
 		rc = sim_chart_svg(o->svg, p, &h);
 		o->svg = NULL;
-		if (rc) {
-			fprintf(stderr, "erg sim: %s\n", rc == -2 ? "out of memory" : "");
-			if (rc == -1)
-				fprintf(stderr, "erg sim: writing %s failed (disk full?)\n",
-					cli_quote(a->svg_path, q, sizeof(q)));
+		if (rc == -2)
+			fprintf(stderr, "erg sim: out of memory\n");
+		else if (rc)
+			fprintf(stderr, "erg sim: writing %s failed (disk full?)\n",
+				cli_quote(a->svg_path, q, sizeof(q)));
+		if (rc)
 			return 1;
-		}
 	}
 	if (o->series) {
 		rc = sim_chart_series(o->series, p, series);
