@@ -576,8 +576,8 @@ struct journal *journal_open(const char *path, bool fsync_each,
 		errbuf_set(err, errlen,
 		           "journal '%s' ends in damage: %s; not appending, nothing was changed. "
 		           "See 'erg ledger %s'; then move it aside and start a new journal, or keep its valid part with "
-		           "'truncate -s %llu %s' (drops everything from offset %llu)",
-		           q, damage, q, (unsigned long long)scan->good_end, q, (unsigned long long)scan->good_end);
+		           "'truncate -s %llu %s'",
+		           q, damage, q, (unsigned long long)scan->good_end, q);
 		goto fail;
 	}
 	if (scan->torn_tail) {

@@ -22,7 +22,7 @@ int main(int argc, char **argv)
 	struct ledger_config cfg;
 	struct ledger *l;
 	struct cli cli;
-	char err[512];
+	char err[1024];
 	int opt;
 	long max_slots = 100000, interval_us = 200;
 	uint64_t x = 88172645463325252ull;
