@@ -21,14 +21,17 @@ seeds=$(find "$ERG_ROOT/tests/fuzz/corpus/http_parse" -type f | wc -l)
 	{ tail -30 "$work/seeds.log"; fail "a seed input fails fuzz_http_parse"; }
 ok "$seeds seeds run clean"
 
-(cd "$work" && "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+findings=$(realpath "$ERG_OUT")/fuzz/findings
+mkdir -p "$findings"
+(cd "$work" && "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -error_exitcode=1 \
+	-artifact_prefix="$findings/" \
 	-dict="$ERG_ROOT/tests/fuzz/http.dict" -print_final_stats=1 \
 	corpus "$ERG_ROOT/tests/fuzz/corpus/http_parse") >"$work/fuzz.log" 2>&1
 rc=$?
 runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/fuzz.log")
 if [ "$rc" != 0 ]; then
 	grep -E "fuzz_http_parse:|ERROR|SUMMARY|Test unit written|^0x" "$work/fuzz.log" | head -20
-	fail "libFuzzer found a failing input after ${runs:-?} runs (exit $rc); reproduce with: $bin FILE"
+	fail "libFuzzer found a failing input after ${runs:-?} runs (exit $rc), kept in $findings; reproduce with: $bin FILE"
 fi
 [ "${runs:-0}" -gt 0 ] || { tail -20 "$work/fuzz.log"; fail "the fuzzer ran no inputs"; }
 ok "fuzz_http_parse: $runs inputs in ${seconds}s, no finding"

@@ -321,8 +321,10 @@ static void target_bytes_are_checked(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		/* llhttp built strict stops at the byte itself (its reason);
+		 * erg's scan of the finished head is the second line */
 		assert_int_equal(request_status(bad[i], &why), 400);
-		if (strcmp(why, "control character, tab or non-ASCII byte in the request target"))
+		if (!strstr(why, "request target") && !strstr(why, "url"))
 			fail_msg("case %zu: %s", i, why);
 	}
 	assert_int_equal(request_status("GET /caf%C3%A9?q=a+b HTTP/1.1\r\nHost: a\r\n\r\n", NULL), 0);

@@ -437,11 +437,11 @@ static enum http_parse_rc feed_head(struct http_parse *p, const char *buf, size_
 	llhttp_errno_t e = llhttp_execute(&p->ll, buf, n);
 	size_t used = e == HPE_OK ? n : (size_t)(llhttp_get_error_pos(&p->ll) - buf);
 
-	*consumed = used;
-	if (e != HPE_OK && e != HPE_PAUSED && used < n)
-		used++;	/* the byte llhttp stopped at: erg's scan may name it */
+	/* after an error, only the bytes before it: llhttp may stop at the
+	 * end of a feed, and the reason must not depend on how bytes arrive */
 	memcpy(p->head + p->head_len, buf, used);
 	p->head_len += used;
+	*consumed = used;
 	if (e == HPE_PAUSED)
 		return head_done(p);
 	if (e != HPE_OK)
