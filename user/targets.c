@@ -311,7 +311,7 @@ int targets_load_config(struct target_set *set, const char *path, const char *pr
 	ctx.name = tf.name;
 	rc = textfile_ini_parse(&tf, config_handler, &ctx, &ctx.lineno);
 	if (!ctx.failed && rc > 0)
-		errbuf_set(err, errlen, "%s:%d: syntax error (expected [section] or key = value; comments start with ';' or '#')",
+		errbuf_set(err, errlen, "%s:%d: cannot parse this line (expected '[section]' or 'key = value'; comments start with ';' or '#')",
 			   tf.name, rc);
 	else if (!ctx.failed && rc < 0)
 		errbuf_set(err, errlen, "%s: cannot parse config file (out of memory)", tf.name);

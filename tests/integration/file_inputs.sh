@@ -67,7 +67,7 @@ expect "larger than 134217728 bytes" top --pid $$ --supply-trace "$tmp/big.csv"
 # 3. Long lines: a comment of 300 characters, then a syntax error on line 3.
 long=$(printf ';%0300d' 0)
 printf '%s\n[model a]\nno equals sign here\n' "$long" >"$tmp/long.ini"
-expect "long.ini:3: syntax error" top --config "$tmp/long.ini"
+expect "long.ini:3: cannot parse this line" top --config "$tmp/long.ini"
 printf '%s\n[scaling]\nno equals sign here\n' "$long" >"$tmp/long-sim.ini"
 expect "long-sim.ini:3: cannot parse this line" sim --scenario "$tmp/long-sim.ini"
 # ... and a long comment in front of a good scenario changes nothing.
