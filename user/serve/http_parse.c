@@ -3,10 +3,11 @@
  * through. llhttp is paused in on_headers_complete and on_message_complete,
  * so http_parse_feed() returns at both events with the exact position.
  *
- * The head is copied as it arrives into one buffer of limits.max_head bytes;
- * the target and the headers are slices of that copy (offsets recorded by
- * the span callbacks), so a head split across any number of feeds is read
- * the same way, and nothing past max_head is ever stored. */
+ * The head is copied as it arrives into one buffer that grows to what the
+ * heads need (never past limits.max_head; nothing before the first byte, so
+ * idle connections cost little); the target and the headers are slices of
+ * that copy (offsets recorded by the span callbacks), so a head split across
+ * any number of feeds is read the same way. */
 #include "http_parse.h"
 
 #include <ctype.h>
@@ -17,6 +18,7 @@
 #include <llhttp.h>
 
 #define DEFAULT_MAX_HEAD 16384
+#define FIRST_HEAD_CAP 1024
 /* llhttp's span callbacks see at most one feed; slices grow across feeds */
 struct slice {
 	uint32_t off, len;
@@ -42,7 +44,7 @@ struct http_parse {
 
 	/* the head as received; valid up to head_len */
 	char *head;
-	size_t head_len;
+	size_t head_len, head_cap;
 	/* where the current feed's bytes land in head (span callbacks) */
 	const char *feed_base;
 	size_t feed_off;
@@ -231,6 +233,8 @@ static bool slice_is(const struct http_parse *p, struct slice s, const char *wor
  * some of these even in strict mode. Returns a reason or NULL. */
 static const char *scan_lines(const struct http_parse *p)
 {
+	if (p->head_len == 0)
+		return NULL;
 	const char *h = p->head, *end = h + p->head_len;
 	const char *line = h;
 
@@ -404,11 +408,6 @@ struct http_parse *http_parse_new(enum http_parse_kind kind, const struct http_p
 		p->limits.max_head = DEFAULT_MAX_HEAD;
 	if (p->limits.max_head > UINT32_MAX / 2)
 		p->limits.max_head = UINT32_MAX / 2;
-	p->head = malloc(p->limits.max_head + 1);
-	if (!p->head) {
-		free(p);
-		return NULL;
-	}
 	p->on_body = on_body;
 	p->ud = ud;
 	llhttp_init(&p->ll, kind == HTTP_PARSE_REQUEST ? HTTP_REQUEST : HTTP_RESPONSE, &settings);
@@ -425,6 +424,26 @@ void http_parse_free(struct http_parse *p)
 	free(p);
 }
 
+/* Room for need bytes of head (need <= max_head). */
+static int head_reserve(struct http_parse *p, size_t need)
+{
+	size_t cap = p->head_cap ? p->head_cap : FIRST_HEAD_CAP;
+	char *bigger;
+
+	if (need <= p->head_cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	if (cap > p->limits.max_head)
+		cap = p->limits.max_head;
+	bigger = realloc(p->head, cap);
+	if (!bigger)
+		return -1;
+	p->head = bigger;
+	p->head_cap = cap;
+	return 0;
+}
+
 /* At most max_head head bytes reach llhttp: a long head costs max_head
  * bytes of work and memory, then 431. */
 static enum http_parse_rc feed_head(struct http_parse *p, const char *buf, size_t len, size_t *consumed)
@@ -439,7 +458,12 @@ static enum http_parse_rc feed_head(struct http_parse *p, const char *buf, size_
 
 	/* after an error, only the bytes before it: llhttp may stop at the
 	 * end of a feed, and the reason must not depend on how bytes arrive */
-	memcpy(p->head + p->head_len, buf, used);
+	if (head_reserve(p, p->head_len + used) < 0) {
+		fail(p, 431, "out of memory for the head");
+		return HTTP_PARSE_ERR;
+	}
+	if (used)
+		memcpy(p->head + p->head_len, buf, used);
 	p->head_len += used;
 	*consumed = used;
 	if (e == HPE_PAUSED)
