@@ -122,10 +122,12 @@ def make_node(name):
 
 nvidia_node = make_node("nvidia0")
 other_node = make_node("othergpu0")
-# ~20 ms of device time per token: windows long enough that the latencies
-# at their ends (the synchronizing thread waking up, the uprobes themselves:
-# about 0.25 ms per token on the test VMs) stay small against them
-SLOW = {"ERG_STUB_NS_PER_THREAD": "20"}
+# ~60 ms of device time per token: windows long enough that the latencies
+# at their ends (the synchronizing thread waking up, the uprobes themselves)
+# stay small against them: about 0.25 ms per token on a quiet 2-core VM, but
+# 1.5 ms at load average 13, which is 7.8% of a 20 ms token and 2.6% of 60
+SLOW = {"ERG_STUB_NS_PER_THREAD": "60"}
+THINK_MS = "150"  # host time between tokens, scaled with the device time
 
 # ---- 1. attach to an already running worker: exact counts, busy time ----
 envA = dict(SLOW)
@@ -195,8 +197,8 @@ if other_node:
 # host time between tokens keeps the two below one device's worth of busy
 # time per tick: the shares of the device's active energy are then the
 # shares of busy time (a saturated device is capped at 100% busy)
-big = GpuWorker("--grid", "128", "--sync", "stream", "--think-ms", "50", env=SLOW)
-small = GpuWorker("--grid", "64", "--sync", "ctx", "--think-ms", "50", env=envB)
+big = GpuWorker("--grid", "128", "--sync", "stream", "--think-ms", THINK_MS, env=SLOW)
+small = GpuWorker("--grid", "64", "--sync", "ctx", "--think-ms", THINK_MS, env=envB)
 erg = t.Erg("top", "--pid", "%d=big" % big.pid, "--pid", "%d=small" % small.pid, "--json", "--no-requests", "0.5")
 erg.wait_for(lambda l: l.get("type") == "total" and l.get("gpu_status") == "active")
 settle(erg, 1)
