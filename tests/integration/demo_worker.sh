@@ -30,7 +30,7 @@ start_worker() {
 	"$W" --port 0 --model "$name" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
 	PID=$!
 	pids+=("$PID")
-	for _ in $(seq 100); do
+	for _ in $(seq 600); do
 		PORT=$(sed -n 's/^demo_worker: model=[^ ]* port=\([0-9]*\) pid=.*/\1/p' "$tmp/$name.out")
 		[ -n "$PORT" ] && break
 		kill -0 "$PID" 2>/dev/null || break
@@ -190,20 +190,26 @@ ok "CPU per token $ms_tok ms (configured 1.0) over $toks tokens"
 start_worker test-b --params-m 20000 --threads 1 --queue-ms 200 --seed 3
 B=$PORT BPID=$PID
 base_b=$(tasks "$BPID")
-# A long stream; its client gives up after 1.5 s.
-curl -sN -m 1.5 --data-binary "{$MSG,\"max_tokens\":4000,\"stream\":true}" \
+# A long stream (4000 tokens: minutes), cut by its client once it has had
+# a few tokens: however slowly a loaded machine streams them, the client
+# disconnects mid-stream, with the slot busy all along.
+curl -sN --data-binary "{$MSG,\"max_tokens\":4000,\"stream\":true}" \
 	"http://127.0.0.1:$B$CHAT" >"$tmp/cut" 2>/dev/null &
 cpid=$!
-sleep 0.5
+for _ in $(seq 600); do
+	[ "$(grep -c '"delta":{"content":' "$tmp/cut")" -ge 3 ] && break
+	sleep 0.1
+done
 [ "$(tasks "$BPID")" -gt "$base_b" ] || fail "no connection thread while a stream runs"
 post "$B" $CHAT "{$MSG,\"max_tokens\":2}"
 [ "$CODE" = 503 ] && grep -q '"code":"server_busy"' "$tmp/body" || fail "busy worker: HTTP $CODE $(cat "$tmp/body"), expected 503"
-wait "$cpid"
+kill "$cpid"
+wait "$cpid" 2>/dev/null
 got=$(grep -c '"delta":{"content":' "$tmp/cut")
-[ "$got" -ge 3 ] || fail "the cut stream got only $got tokens before the disconnect"
+[ "$got" -ge 3 ] || fail "the cut stream got only $got tokens in 60 s before the disconnect"
 grep -q 'DONE' "$tmp/cut" && fail "the cut stream should not have finished"
 settled=0
-for _ in $(seq 50); do
+for _ in $(seq 300); do
 	curl -s -m 5 "http://127.0.0.1:$B/health" >"$tmp/h"
 	if grep -q '"active":0' "$tmp/h" && grep -q '"cancelled":1' "$tmp/h" && [ "$(tasks "$BPID")" = "$base_b" ]; then
 		settled=1
@@ -218,10 +224,18 @@ c1=$(cpu_ticks "$BPID")
 [ $((c1 - c0)) -le 5 ] || fail "worker B still burns CPU after the disconnect ($((c1 - c0)) ticks in 0.5 s)"
 post "$B" $CHAT "{$MSG,\"max_tokens\":2}"
 [ "$CODE" = 200 ] || fail "request after the disconnect: HTTP $CODE $(cat "$tmp/body")"
-# Non-streaming client that gives up: generation stops too.
-curl -s -m 1 --data-binary "{$MSG,\"max_tokens\":4000}" "http://127.0.0.1:$B$CHAT" >/dev/null 2>&1
+# Non-streaming client that gives up once its request is generating:
+# generation stops too.
+curl -s --data-binary "{$MSG,\"max_tokens\":4000}" "http://127.0.0.1:$B$CHAT" >/dev/null 2>&1 &
+cpid=$!
+for _ in $(seq 300); do
+	curl -s -m 5 "http://127.0.0.1:$B/health" | grep -q '"active":1' && break
+	sleep 0.1
+done
+kill "$cpid"
+wait "$cpid" 2>/dev/null
 settled=0
-for _ in $(seq 50); do
+for _ in $(seq 300); do
 	curl -s -m 5 "http://127.0.0.1:$B/health" >"$tmp/h"
 	grep -q '"active":0' "$tmp/h" && grep -q '"cancelled":2' "$tmp/h" && { settled=1; break; }
 	sleep 0.1
