@@ -15,7 +15,10 @@ FUZZ_CORPUS   := tests/fuzz/corpus/http_parse
 FUZZ_DICT     := tests/fuzz/http.dict
 FUZZ_CFLAGS   := -g -O1 -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_LLHTTP   := $(patsubst %,$(OUT)/fuzz/llhttp-%.o,api http llhttp)
+# already under ASan: the SAN=1 build need not make it again
+ifneq ($(SAN),1)
 EXTRA_BINS    += $(FUZZ_BIN)
+endif
 
 $(OUT)/fuzz: | check-deps
 	$(Q)mkdir -p $@
