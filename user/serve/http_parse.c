@@ -313,7 +313,7 @@ static void terminate_slices(struct http_parse *p)
 		if (h->value.len == 0)
 			h->value.off = h->name.off + h->name.len;	/* ':' */
 	}
-	/* values first: an empty value points at its name's ':' */
+	/* an empty value shares its NUL with its name (at the ':') */
 	for (size_t i = 0; i < p->nheaders; i++) {
 		struct header *h = &p->headers[i];
 

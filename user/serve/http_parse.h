@@ -16,9 +16,12 @@
  *       before the first header, control characters, tab or bytes >= 0x80
  *       in the request target, Content-Length together with
  *       Transfer-Encoding, duplicate or conflicting Content-Length, bad chunk
- *       sizes (everything llhttp's strict mode rejects)
+ *       sizes (everything llhttp's strict mode rejects), a header line
+ *       without a name
  *   431 a head longer than limits.max_head
  *   413 a body longer than limits.max_body (requests)
+ *   501 CONNECT, a request Transfer-Encoding other than "chunked"
+ *   505 an HTTP version other than 1.0 and 1.1
  * After an error the connection must be closed: the stream is out of sync. */
 #ifndef ERG_HTTP_PARSE_H
 #define ERG_HTTP_PARSE_H
