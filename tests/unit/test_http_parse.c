@@ -449,6 +449,36 @@ static void body_over_the_limit_is_413(void **state)
 	assert_non_null(strstr(t.text, "done@"));
 }
 
+/* Bytes that are not body are bounded like a head: chunk extensions (an
+ * endless one was Node.js's CVE-2024-22019) and trailers. */
+static void chunk_extensions_and_trailers_are_bounded(void **state)
+{
+	static struct trace t;
+	static char msg[40000];
+	const char *start = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+	size_t n;
+
+	(void)state;
+	n = (size_t)snprintf(msg, sizeof(msg), "%s1;x=", start);
+	memset(msg + n, 'a', 20000);
+	n += 20000;
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n, "\r\nb\r\n0\r\n\r\n");
+	run_split(&t, HTTP_PARSE_REQUEST, NULL, false, msg, n, NULL, 0);
+	assert_non_null(strstr(t.text, "err 400 chunk extensions longer than the head limit"));
+
+	n = (size_t)snprintf(msg, sizeof(msg), "%s1\r\nb\r\n0\r\nX-Trailer: ", start);
+	memset(msg + n, 'a', 20000);
+	n += 20000;
+	n += (size_t)snprintf(msg + n, sizeof(msg) - n, "\r\n\r\n");
+	run_split(&t, HTTP_PARSE_REQUEST, NULL, false, msg, n, NULL, 0);
+	assert_non_null(strstr(t.text, "err 431 trailer section larger than the head limit"));
+
+	/* small ones pass */
+	run_whole(&t, HTTP_PARSE_REQUEST, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+					  "1;a=b\r\nx\r\n0\r\nT: 1\r\n\r\n");
+	assert_non_null(strstr(t.text, "done@"));
+}
+
 static int refuse(void *ud, const char *at, size_t len)
 {
 	(void)ud, (void)at, (void)len;
@@ -559,6 +589,7 @@ int main(void)
 		cmocka_unit_test(head_over_the_limit_is_431),
 		cmocka_unit_test(body_over_the_limit_is_413),
 		cmocka_unit_test(body_reader_can_stop_the_parse),
+		cmocka_unit_test(chunk_extensions_and_trailers_are_bounded),
 		cmocka_unit_test(chunked_sse_response),
 		cmocka_unit_test(responses_any_split),
 		cmocka_unit_test(eof_framed_response),

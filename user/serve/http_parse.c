@@ -55,6 +55,8 @@ struct http_parse {
 	bool in_value;		/* the last header's value is complete */
 
 	uint64_t body_bytes;
+	/* chunk extensions and trailers: not body, bounded like a head */
+	uint64_t ext_bytes, trailer_bytes;
 	/* server-sent events: the first bytes of the current body line */
 	uint64_t sse_events;
 	char line_start[12];
@@ -105,13 +107,36 @@ static int on_url(llhttp_t *ll, const char *at, size_t len)
 	return 0;
 }
 
+static int count_trailer(struct http_parse *p, size_t len)
+{
+	p->trailer_bytes += len;
+	if (p->trailer_bytes > p->limits.max_head)
+		return fail(p, 431, "trailer section larger than the head limit");
+	return 0;
+}
+
+/* llhttp 8.1 reads chunk extensions without a bound (Node.js fixed that in
+ * CVE-2024-22019): bytes that are not body must not be free. */
+static int on_chunk_extension(llhttp_t *ll, const char *at, size_t len)
+{
+	struct http_parse *p = of(ll);
+
+	(void)at;
+	p->ext_bytes += len;
+	if (p->ext_bytes > p->limits.max_head)
+		return fail(p, 400, "chunk extensions longer than the head limit");
+	return 0;
+}
+
 static int on_header_field(llhttp_t *ll, const char *at, size_t len)
 {
 	struct http_parse *p = of(ll);
 
 	/* trailers of a chunked body are not kept; llhttp 8.1 gives an empty
 	 * span for a line starting with ':', which on_header_value refuses */
-	if (p->phase != PH_HEAD || len == 0)
+	if (p->phase != PH_HEAD)
+		return count_trailer(p, len);
+	if (len == 0)
 		return 0;
 	if (p->nheaders == 0 || p->in_value) {
 		if (p->nheaders == p->cap_headers) {
@@ -135,7 +160,7 @@ static int on_header_value(llhttp_t *ll, const char *at, size_t len)
 	struct http_parse *p = of(ll);
 
 	if (p->phase != PH_HEAD)
-		return 0;
+		return count_trailer(p, len);
 	if (p->nheaders == 0 || p->in_value)	/* llhttp 8.1 takes ": x" */
 		return fail(p, 400, "header line without a name");
 	grow(p, &p->headers[p->nheaders - 1].value, at, len);
@@ -218,6 +243,8 @@ static const llhttp_settings_t settings = {
 	.on_header_value = on_header_value,
 	.on_header_value_complete = on_header_value_complete,
 	.on_headers_complete = on_headers_complete,
+	.on_chunk_extension_name = on_chunk_extension,
+	.on_chunk_extension_value = on_chunk_extension,
 	.on_body = on_body,
 	.on_message_complete = on_message_complete,
 };
@@ -553,6 +580,7 @@ void http_parse_next(struct http_parse *p)
 	p->nheaders = 0;
 	p->in_value = false;
 	p->body_bytes = 0;
+	p->ext_bytes = p->trailer_bytes = 0;
 	p->sse_events = 0;
 	p->line_len = 0;
 	p->line_cr = false;
