@@ -70,6 +70,7 @@ struct serve {
 	bool have_ledger;
 	uint64_t dropped_events;
 	double start_s;			/* CLOCK_MONOTONIC when serving began */
+	char listen_host[SERVE_HOST_LEN];	/* where clients connect */
 	uint64_t shown_nj[SERVE_MAX_MODELS];	/* model_nj at the last view */
 };
 
@@ -445,6 +446,7 @@ static int start_proxy(struct serve *s)
 		fprintf(stderr, "erg serve: %s\n", err);
 		return 2;
 	}
+	snprintf(s->listen_host, sizeof(s->listen_host), "%s", po.listen_host);
 	fprintf(stderr, "erg serve: listening on %s:%u (%u threads), %zu models, %zu workers\n",
 		po.listen_host, proxy_port(s->proxy), proxy_threads(s->proxy), s->cfg.n_models,
 		s->cfg.n_workers);
@@ -593,7 +595,7 @@ static double model_watts(struct serve *s, size_t i, double elapsed, double dt, 
 static void print_view(struct serve *s, double elapsed, double dt, const uint64_t *prev_requests,
 		       bool summary)
 {
-	printf("\nerg serve - %s:%u, %.1f s, energy %s\n", s->o.listen ? s->o.listen : "",
+	printf("\nerg serve - %s:%u, %.1f s, energy %s\n", s->listen_host,
 	       proxy_port(s->proxy), elapsed, s->m ? energy_name(measure_energy(s->m)) : "not measured");
 	printf("%-20s %7s %8s %7s %6s %9s %9s %8s %10s %9s %8s\n", "MODEL", "WORKERS", "REQS",
 	       summary ? "AVG/S" : "REQ/S", "ERRS", "LAT_MS", "P99_MS", summary ? "AVG_W" : "WATTS",

@@ -122,7 +122,11 @@ def main():
     error(call(serve, "POST", "/v1/chat/completions", {"model": 7}), 400, "missing_model")
     error(call(serve, "POST", "/v1/chat/completions", {"model": "huge\u0007"}), 404, "model_not_found")
     error(call(serve, "GET", "/v1/chat/completions"), 405, "method_not_allowed")
-    error(call(serve, "DELETE", "/v1/models"), 405, "method_not_allowed")
+    r = call(serve, "DELETE", "/v1/models")
+    error(r, 405, "method_not_allowed")
+    check(r.headers.get("allow") == "GET", "405 names the allowed method (GET)")
+    r = call(serve, "GET", "/v1/completions")
+    check(r.status == 405 and r.headers.get("allow") == "POST", "405 names the allowed method (POST)")
     error(call(serve, "GET", "/nope"), 404, "not_found")
 
     # errors on a keep-alive connection keep it open

@@ -354,15 +354,14 @@ void client_error(struct conn *c, int status, const char *message, const char *c
 {
 	struct reply_ids ids = ids_of(c);
 	struct sbuf b = { 0 };
-	const char *allow = c->req.route == R_BAD_METHOD ? "allow: POST\r\n" : NULL;
+	char allow[32] = "";
 
 	if (close)
 		c->close_after_send = true;
-	if (c->req.route == R_BAD_METHOD && c->parser &&
-	    !strcmp(http_parse_method(c->parser), "POST"))
-		allow = "allow: GET\r\n";
+	if (c->req.route == R_BAD_METHOD)
+		snprintf(allow, sizeof(allow), "allow: %s\r\n", c->req.allow);
 	c->req.pub.status = status;
-	if (!reply_error(&b, status, message, code, &ids, close || !c->req.keep_alive, allow)) {
+	if (!reply_error(&b, status, message, code, &ids, close || !c->req.keep_alive, allow[0] ? allow : NULL)) {
 		conn_close(c);
 		return;
 	}
@@ -448,7 +447,7 @@ static void answer_health(struct conn *c)
 
 /* ---- routing ---- */
 
-static enum route route_of(const char *method, const char *target)
+static enum route route_of(const char *method, const char *target, const char **allow)
 {
 	static const struct { const char *path; enum route route; const char *method; } routes[] = {
 		{ "/v1/chat/completions", R_CHAT, "POST" },
@@ -460,8 +459,10 @@ static enum route route_of(const char *method, const char *target)
 	size_t len = strcspn(target, "?");
 
 	for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
-		if (strlen(routes[i].path) == len && !strncmp(routes[i].path, target, len))
+		if (strlen(routes[i].path) == len && !strncmp(routes[i].path, target, len)) {
+			*allow = routes[i].method;
 			return strcmp(method, routes[i].method) ? R_BAD_METHOD : routes[i].route;
+		}
 	return R_NOT_FOUND;
 }
 
@@ -479,7 +480,7 @@ static void on_head(struct conn *c)
 	struct request *r = &c->req;
 	const char *expect;
 
-	r->route = route_of(http_parse_method(c->parser), http_parse_target(c->parser));
+	r->route = route_of(http_parse_method(c->parser), http_parse_target(c->parser), &r->allow);
 	r->keep_alive = http_parse_keep_alive(c->parser);
 	r->pub.model = r->pub.worker = -1;
 	expect = http_parse_header_get(c->parser, "expect");

@@ -32,6 +32,7 @@ struct request {
 	struct proxy_request pub;
 	char id[32];			/* x-erg-request-id */
 	enum route route;
+	const char *allow;		/* the method the path takes (405's Allow) */
 	bool partial;			/* bytes of it have arrived */
 	bool keep_alive;		/* the client keeps the connection */
 	struct sbuf body;		/* decoded body, for routes that read it */
