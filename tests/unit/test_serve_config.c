@@ -11,7 +11,9 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <cmocka.h>
+#include <math.h>
 #include "serve_config.h"
+#include "upstreams.h"
 
 static char dir[256];
 static char path[300];
@@ -191,6 +193,52 @@ static void test_pid_from_real_socket(void **state)
 	assert_int_equal(serve_listener_pid(NULL, (struct sockaddr *)&sin), 0);
 }
 
+static double jpr_values[4];
+
+static double fake_jpr(void *ud, size_t worker)
+{
+	(void)ud;
+	return jpr_values[worker];
+}
+
+/* The worker choice: fewest outstanding, then lower J/request, skipping
+ * tried workers and preferring those up. */
+static void test_upstream_pick(void **state)
+{
+	struct upstreams *u;
+
+	(void)state;
+	assert_int_equal(load("[model a]\nparams = 1\nworker = 127.0.0.1:1\nworker = 127.0.0.1:2\n"
+			      "worker = 127.0.0.1:3\n[model b]\nparams = 1\nworker = 127.0.0.1:4\n"), 0);
+	jpr_values[0] = 2.0;
+	jpr_values[1] = 1.0;
+	jpr_values[2] = NAN;	/* not measured yet: after the measured ones */
+	jpr_values[3] = 5.0;
+	u = upstreams_new(&cfg, 0, fake_jpr, NULL);
+	assert_non_null(u);
+	assert_int_equal(upstreams_pick(u, 0, 0), 1);		/* lowest J/request */
+	assert_int_equal(upstreams_pick(u, 0, 0), 0);		/* 1 is busy now */
+	assert_int_equal(upstreams_pick(u, 0, 0), 2);		/* the only idle one */
+	assert_int_equal(upstreams_outstanding(u, 1), 1);
+	upstreams_release(u, 2);
+	assert_int_equal(upstreams_pick(u, 0, 0), 2);
+	upstreams_release(u, 0);
+	upstreams_release(u, 1);
+	upstreams_release(u, 2);
+	assert_int_equal(upstreams_pick(u, 0, 1ULL << 1), 0);	/* 1 was tried */
+	upstreams_release(u, 0);
+	upstreams_mark(u, 1, false);
+	upstreams_mark(u, 0, false);
+	assert_int_equal(upstreams_pick(u, 0, 0), 2);		/* up beats lower J */
+	upstreams_release(u, 2);
+	upstreams_mark(u, 2, false);
+	assert_int_equal(upstreams_pick(u, 0, 0), 1);		/* all down: still tried */
+	upstreams_release(u, 1);
+	assert_int_equal(upstreams_pick(u, 0, 7), -1);		/* every one tried */
+	assert_int_equal(upstreams_pick(u, 1, 0), 3);		/* its own model only */
+	upstreams_free(u);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -198,6 +246,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_pid_from_fake_proc),
 		cmocka_unit_test(test_pid_from_real_socket),
+		cmocka_unit_test(test_upstream_pick),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
