@@ -1,3 +1,3 @@
 #!/usr/bin/env bash
 # erg on the real llama.cpp engine: CPU accuracy, per-request joules, calibrate.
-exec python3 "$ERG_ROOT/tests/integration/llm_energy.py"
+exec python3 -B "$ERG_ROOT/tests/integration/llm_energy.py"
