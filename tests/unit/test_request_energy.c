@@ -90,7 +90,10 @@ static void overlapping_requests_count_busy_time_once(void **state)
 	request_energy_free(re);
 }
 
-static void streamed_events_outweigh_bytes_and_time(void **state)
+/* Each kind (events, bytes only, quiet) gets its time's part of the tick,
+ * then shares it by progress: a request in prefill next to streaming ones
+ * is not left at 0 J. */
+static void every_request_in_flight_gets_its_time_share(void **state)
 {
 	struct request_energy *re = request_energy_new(1, 0.0);
 	uint64_t wnj[1] = { 6 * J }, req[1], non[1];
@@ -117,11 +120,36 @@ static void streamed_events_outweigh_bytes_and_time(void **state)
 	assert_int_equal(non[0], 6 * J);
 	assert_int_equal(request_energy_take_completed(re, rec, 4), 3);
 	for (int i = 0; i < 3; i++) {
-		/* tick 1 by events 1:2:0 of 6 J, tick 2 by bytes 100:0:300 of 6 J */
-		uint64_t want = rec[i].id == a ? 2 * J + 3 * J / 2 : rec[i].id == b ? 4 * J : 9 * J / 2;
+		/* tick 1: events 2/3 of 6 J by 1:2, c quiet 1/3; the rounding
+		 * nanojoule to b. tick 2: bytes 2/3 by 100:300, b quiet 1/3 */
+		uint64_t want = rec[i].id == a ? 7 * J / 3 : rec[i].id == b ? 14 * J / 3 + 1 : 5 * J;
 
 		assert_int_equal(rec[i].nj, want);
 	}
+	request_energy_free(re);
+}
+
+/* The reported defect: one request streaming SSE events and one plain
+ * request in flight over the same tick; the plain one got 0 J. */
+static void plain_request_beside_a_stream_is_not_free(void **state)
+{
+	struct request_energy *re = request_energy_new(1, 0.0);
+	uint64_t wnj[1] = { 4 * J }, req[1], non[1];
+	struct request_record rec[2];
+	uint64_t sse, plain;
+
+	(void)state;
+	sse = request_energy_begin(re, 0, 0, 0.0);
+	plain = request_energy_begin(re, 0, 0, 1.0);	/* 1..3 of 0..4 */
+	request_energy_progress(re, sse, 4000, 40);
+	request_energy_progress(re, plain, 200, 0);
+	request_energy_end(re, plain, 3.0, 200, 100, 200, 1.9, 2.0);
+	request_energy_end(re, sse, 4.0, 200, 100, 4000, 0.1, 4.0);
+	request_energy_tick(re, 4.0, wnj, req, non);
+	assert_int_equal(req[0] + non[0], 4 * J);
+	assert_int_equal(request_energy_take_completed(re, rec, 2), 2);
+	for (int i = 0; i < 2; i++)	/* 4 s : 2 s in flight */
+		assert_int_equal(rec[i].nj, rec[i].id == sse ? 8 * J / 3 + 1 : 4 * J / 3);
 	request_energy_free(re);
 }
 
@@ -277,7 +305,8 @@ int main(void)
 		cmocka_unit_test(one_request_over_the_whole_tick_gets_it_all),
 		cmocka_unit_test(idle_part_of_the_tick_is_non_request),
 		cmocka_unit_test(overlapping_requests_count_busy_time_once),
-		cmocka_unit_test(streamed_events_outweigh_bytes_and_time),
+		cmocka_unit_test(every_request_in_flight_gets_its_time_share),
+		cmocka_unit_test(plain_request_beside_a_stream_is_not_free),
 		cmocka_unit_test(ids_stay_unique_as_the_table_grows),
 		cmocka_unit_test(random_runs_conserve_every_nanojoule),
 		cmocka_unit_test(concurrent_proxy_threads_and_ticks),

@@ -9,6 +9,10 @@
 
 enum slot_state { SLOT_FREE, SLOT_ACTIVE, SLOT_ENDED };
 
+/* What a request streamed in a tick; each kind's requests share among
+ * themselves by that progress (events, bytes, or time in flight). */
+enum progress_kind { KIND_EVENTS, KIND_BYTES, KIND_QUIET, KINDS };
+
 /* A request in flight, or ended and waiting for its last tick. */
 struct live_request {
 	enum slot_state state;
@@ -24,9 +28,11 @@ struct worker_acc {
 	int64_t busy_since_ns;	/* valid while in_flight > 0 */
 	int64_t busy_ns;	/* in the current tick */
 	uint64_t request_nj, nonrequest_nj;	/* totals */
-	/* scratch of one tick */
-	uint64_t sum_events, sum_bytes, sum_overlap, share_nj, given_nj;
-	uint64_t best_weight;
+	/* scratch of one tick, per kind of request (enum progress_kind):
+	 * the kind's time in flight and its progress (events or bytes) */
+	uint64_t kind_overlap[KINDS], kind_progress[KINDS];
+	uint64_t sum_overlap, share_nj, given_nj;
+	uint64_t best_nj;
 	size_t best_slot;
 	bool has_member;
 };
@@ -227,16 +233,22 @@ static uint64_t overlap_ns(const struct live_request *r, int64_t from_ns, int64_
 	return b > a ? (uint64_t)(b - a) : 0;
 }
 
-/* The weight of r in its worker's split: events if the worker's requests
- * streamed any this tick, else bytes, else time in flight. */
-static uint64_t weight(const struct worker_acc *w, const struct live_request *r, int64_t from_ns,
-		       int64_t to_ns)
+static enum progress_kind kind_of(const struct live_request *r)
 {
-	if (w->sum_events)
+	return r->tick_events ? KIND_EVENTS : r->tick_bytes ? KIND_BYTES : KIND_QUIET;
+}
+
+/* r's progress within its kind: events, bytes, or time in flight. */
+static uint64_t progress(const struct live_request *r, int64_t from_ns, int64_t to_ns)
+{
+	switch (kind_of(r)) {
+	case KIND_EVENTS:
 		return r->tick_events;
-	if (w->sum_bytes)
+	case KIND_BYTES:
 		return r->tick_bytes;
-	return overlap_ns(r, from_ns, to_ns);
+	default:
+		return overlap_ns(r, from_ns, to_ns);
+	}
 }
 
 /* Pass 1: close the busy time of the tick and sum each worker's weights. */
@@ -255,20 +267,23 @@ static void sum_weights(struct request_energy *re, int64_t now_ns)
 			w->busy_ns = 0;
 		if ((uint64_t)w->busy_ns > tick_ns)
 			w->busy_ns = (int64_t)tick_ns;
-		w->sum_events = w->sum_bytes = w->sum_overlap = 0;
-		w->given_nj = w->best_weight = 0;
+		memset(w->kind_overlap, 0, sizeof(w->kind_overlap));
+		memset(w->kind_progress, 0, sizeof(w->kind_progress));
+		w->sum_overlap = w->given_nj = w->best_nj = 0;
 		w->has_member = false;
 	}
 	for (size_t i = 0; i < re->cap; i++) {
 		struct live_request *r = &re->slots[i];
 		struct worker_acc *w;
+		uint64_t ov;
 
 		if (r->state == SLOT_FREE)
 			continue;
 		w = &re->workers[r->rec.worker];
-		w->sum_events += r->tick_events;
-		w->sum_bytes += r->tick_bytes;
-		w->sum_overlap += overlap_ns(r, re->last_tick_ns, now_ns);
+		ov = overlap_ns(r, re->last_tick_ns, now_ns);
+		w->kind_overlap[kind_of(r)] += ov;
+		w->kind_progress[kind_of(r)] += progress(r, re->last_tick_ns, now_ns);
+		w->sum_overlap += ov;
 		w->has_member = true;
 	}
 }
@@ -277,36 +292,39 @@ static void sum_weights(struct request_energy *re, int64_t now_ns)
  * request in flight. */
 static uint64_t requests_part(const struct worker_acc *w, uint64_t worker_nj, uint64_t tick_ns)
 {
-	uint64_t total_weight = w->sum_events ? w->sum_events : w->sum_bytes ? w->sum_bytes : w->sum_overlap;
-
-	if (!w->has_member || !total_weight)
+	if (!w->has_member || !w->sum_overlap)
 		return 0;
 	if (!tick_ns)
 		return worker_nj;
 	return scale(worker_nj, (uint64_t)w->busy_ns, tick_ns);
 }
 
-/* Pass 2: each member's share, rounded down; the rounding remainder goes
- * to the member with the largest weight, so the shares sum exactly. */
+/* Pass 2: each kind of request (streaming events, sending bytes, quiet)
+ * gets the part of the share its time in flight is of all the requests'
+ * time in flight, so a request in prefill next to one streaming still gets
+ * its part; within a kind the part goes by progress. Shares are rounded
+ * down; the remainder goes to the member given the most, so they sum
+ * exactly. */
 static void share_out(struct request_energy *re, int64_t now_ns)
 {
 	for (size_t i = 0; i < re->cap; i++) {
 		struct live_request *r = &re->slots[i];
 		struct worker_acc *w;
-		uint64_t wt, total, nj;
+		enum progress_kind k;
+		uint64_t kind_nj, nj;
 
 		if (r->state == SLOT_FREE)
 			continue;
 		w = &re->workers[r->rec.worker];
-		if (!w->share_nj)
+		k = kind_of(r);
+		if (!w->share_nj || !w->kind_progress[k])
 			continue;
-		wt = weight(w, r, re->last_tick_ns, now_ns);
-		total = w->sum_events ? w->sum_events : w->sum_bytes ? w->sum_bytes : w->sum_overlap;
-		nj = scale(w->share_nj, wt, total);
+		kind_nj = scale(w->share_nj, w->kind_overlap[k], w->sum_overlap);
+		nj = scale(kind_nj, progress(r, re->last_tick_ns, now_ns), w->kind_progress[k]);
 		r->rec.nj += nj;
 		w->given_nj += nj;
-		if (wt > w->best_weight) {
-			w->best_weight = wt;
+		if (nj >= w->best_nj) {
+			w->best_nj = nj;
 			w->best_slot = i;
 		}
 	}

@@ -10,9 +10,11 @@
  *     on the worker (busy time / tick length) goes to its requests, the rest
  *     is the worker's non-request energy (idle, health checks, housekeeping);
  *   - the requests' part is shared among the requests in flight during the
- *     tick by what each streamed in it: SSE events if any request of the
- *     worker streamed events, else bytes out, else by how long each was in
- *     flight within the tick (a request in prefill, before its first byte).
+ *     tick first by time: each kind of request (those that streamed SSE
+ *     events in the tick, those that sent only bytes, those that sent
+ *     nothing, e.g. in prefill) gets the part its time in flight is of all
+ *     the requests' time in flight; within a kind, by what each streamed
+ *     (events, bytes) or, for the quiet ones, by time in flight.
  *
  * Integer nanojoules: per-request + non-request = the worker's joules,
  * exactly, every tick. A request that ends within a tick gets its share of
@@ -27,10 +29,11 @@
  * Times (now, start, end arguments) are CLOCK_MONOTONIC seconds, one clock
  * for every caller; the records carry unix seconds.
  *
- * Where it is wrong: requests streaming side by side share by output, so a
- * request still in prefill next to one streaming tokens gets nothing of that
- * tick although the worker computes for both; energy the worker spends
- * before a request arrives (warming a cache) is non-request energy. */
+ * Where it is wrong: time in flight is not work, so a quiet request waiting
+ * in the worker's queue weighs as much as one in prefill; within streaming
+ * requests an event is an event, however many tokens it carries; energy
+ * the worker spends before a request arrives (warming a cache) is
+ * non-request energy. */
 #ifndef ERG_REQUEST_ENERGY_H
 #define ERG_REQUEST_ENERGY_H
 
