@@ -481,6 +481,7 @@ int policy_ladder(const struct task_option *opts, int n, struct ladder *out)
 		out->opt[out->n] = idx[k];
 		out->m[out->n] = o->m;
 		out->acc[out->n] = o->acc;
+		out->v[out->n] = o->v;
 		out->n++;
 	}
 	free(idx);
@@ -507,21 +508,185 @@ double ladder_acc_at(const struct ladder *l, double m)
 	return l->acc[lo] + f * (l->acc[hi] - l->acc[lo]);
 }
 
+/* Mean energy per task at which the frontier reaches accuracy a. */
+double ladder_m_at(const struct ladder *l, double a)
+{
+	if (l->n == 0)
+		return 0.0;
+	if (a <= l->acc[0])
+		return l->m[0];
+	if (a >= l->acc[l->n - 1])
+		return l->m[l->n - 1];
+	int lo = 0, hi = l->n - 1;
+	while (hi - lo > 1) {
+		int mid = (lo + hi) / 2;
+		if (l->acc[mid] <= a)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	double f = (a - l->acc[lo]) / (l->acc[hi] - l->acc[lo]);
+	return l->m[lo] + f * (l->m[hi] - l->m[lo]);
+}
+
+/* ---- the decision table: dynamic programming over the slot ---- */
+
+/* Rows of the table in expected remaining tasks, and columns in
+ * committed - supply (J). */
+#define TABLE_ROWS_MAX 400
+#define TABLE_COLS 801
+/* Above this many tasks per slot one arrival per row no longer holds. */
+#define TABLE_MAX_TASKS 100.0
+
+/* E[c_a (x+Z)^+ + c_w (x+Z)^-], Z ~ N(0, s^2): the slot's expected cost
+ * when its committed energy is x J over supply and the reasoning lengths
+ * are still to come. */
+static double terminal_cost(double x, double s, double c_a, double c_w)
+{
+	if (!(s > 0.0))
+		return x > 0.0 ? c_a * x : -c_w * x;
+	double z = x / s;
+	double pos = x * 0.5 * erfc(-z / M_SQRT2) + s * exp(-0.5 * z * z) / sqrt(2.0 * M_PI);
+	return c_a * pos + c_w * (pos - x);
+}
+
+/* v at column pos; beyond the grid the cost grows at the price of aux
+ * (above) or of waste (below), per column. */
+static double interp(const double *v, int n, double pos, double up, double down)
+{
+	if (pos <= 0.0)
+		return v[0] - pos * down;
+	if (pos >= n - 1)
+		return v[n - 1] + (pos - (n - 1)) * up;
+	int i = (int)pos;
+	double f = pos - i;
+	return v[i] + f * (v[i + 1] - v[i]);
+}
+
+/* One solve at accuracy price `price`: fills t->rung and returns the
+ * expected accuracy per task of a slot starting at committed = 0. */
+static double table_solve(struct dyn_table *t, const struct ladder *l, double price,
+			  double tasks, double supply, double s, double c_a, double c_w,
+			  double *work)
+{
+	double *v = work, *nv = work + TABLE_COLS, *a = work + 2 * TABLE_COLS,
+	       *na = work + 3 * TABLE_COLS;
+	double p = t->r_step;		/* an arrival in one row (r_step <= 1) */
+	double up = c_a * t->x_step, down = c_w * t->x_step;
+	double pen[LADDER_MAX], base_v = s * s / tasks;
+
+	for (int j = 0; j < TABLE_COLS; j++) {
+		v[j] = terminal_cost(t->x_lo + j * t->x_step, s, c_a, c_w);
+		a[j] = 0.0;
+	}
+	for (int r = 0; r < t->n_r; r++) {
+		/* the choice of a task arriving with r rows of the slot left */
+		unsigned char *row = t->rung + (size_t)r * TABLE_COLS;
+		/* a rung's reasoning-length variance beyond the typical task's
+		 * widens the slot's end spread: E|D-b| grows by var/2 times its
+		 * curvature at balance, (c_a+c_w) phi(0) / s */
+		double spread = s;
+		for (int k = 0; k < l->n; k++)
+			pen[k] = spread > 0.0 ? 0.5 * (l->v[k] - base_v) * (c_a + c_w) * 0.3989422804 / spread : 0.0;
+		for (int j = 0; j < TABLE_COLS; j++) {
+			double best = INFINITY, best_a = 0.0;
+			int bk = 0;
+			for (int k = 0; k < l->n; k++) {
+				double pos = j + l->m[k] / t->x_step;
+				double c = interp(v, TABLE_COLS, pos, up, down) - price * l->acc[k] + pen[k];
+				if (c < best) {
+					best = c;
+					bk = k;
+					best_a = l->acc[k] + interp(a, TABLE_COLS, pos, 0.0, 0.0);
+				}
+			}
+			row[j] = (unsigned char)bk;
+			nv[j] = p * best + (1.0 - p) * v[j];
+			na[j] = p * best_a + (1.0 - p) * a[j];
+		}
+		double *tv = v; v = nv; nv = tv;
+		double *ta = a; a = na; na = ta;
+	}
+	double start = (-supply - t->x_lo) / t->x_step;
+	return interp(a, TABLE_COLS, start, 0.0, 0.0) / (t->n_r * t->r_step);
+}
+
+int policy_dynamic_table(struct dyn_table *t, const struct ladder *l, double acc_target,
+			 double tasks, double supply, double noise_var, double c_a, double c_w)
+{
+	memset(t, 0, sizeof(*t));
+	if (l->n < 1 || l->n > 256 || !(tasks > 0.0) || tasks > TABLE_MAX_TASKS || !(supply > 0.0))
+		return -1;
+	double s = noise_var > 0.0 ? sqrt(noise_var) : 0.0;
+	t->n_r = TABLE_ROWS_MAX;
+	t->r_step = tasks / t->n_r;
+	double span = 2.0 * supply + 8.0 * s + 2.0 * l->m[l->n - 1];
+	t->x_lo = -span;
+	t->x_step = 2.0 * span / (TABLE_COLS - 1);
+	t->n_x = TABLE_COLS;
+	t->rung = malloc((size_t)t->n_r * TABLE_COLS);
+	double *work = malloc(sizeof(double) * 4 * TABLE_COLS);
+	if (!t->rung || !work) {
+		free(work);
+		policy_dynamic_table_free(t);
+		return -1;
+	}
+	/* the least price whose policy meets the target (log bisection) */
+	double lo = 1e-3, hi = 1e12;
+	for (int it = 0; it < 40 && hi / lo > 1.001; it++) {
+		double mid = sqrt(lo * hi);
+		if (table_solve(t, l, mid, tasks, supply, s, c_a, c_w, work) >= acc_target)
+			hi = mid;
+		else
+			lo = mid;
+	}
+	t->price = hi;
+	t->achieved = table_solve(t, l, hi, tasks, supply, s, c_a, c_w, work);
+	free(work);
+	/* energy per task to move the accuracy by one unit at the target */
+	double m0 = ladder_m_at(l, acc_target - 0.01), m1 = ladder_m_at(l, acc_target + 0.01);
+	t->j_per_acc = (m1 - m0) / 0.02;
+	t->tasks = tasks;
+	return 0;
+}
+
+void policy_dynamic_table_free(struct dyn_table *t)
+{
+	free(t->rung);
+	t->rung = NULL;
+}
+
 void policy_dynamic(const struct dyn_policy *dp, const struct dyn_input *in, struct dyn_choice *out)
 {
 	const struct ladder *l = &dp->ladder;
 	double tasks = in->tasks_left > 1.0 ? in->tasks_left : 1.0;
 
-	/* What the supply left in this slot affords per remaining task... */
-	double afford = ladder_acc_at(l, in->supply_left / tasks);
-	/* ...but never below the floor that repays accuracy debt (or spends
-	 * banked credit) over the horizon. */
 	double h = dp->horizon_tasks > 1.0 ? dp->horizon_tasks : 1.0;
 	double shift = in->acc_credit / h;
 	if (shift > dp->max_dip)
 		shift = dp->max_dip;
 	if (shift < -dp->max_dip)
 		shift = -dp->max_dip;
+
+	const struct dyn_table *t = dp->table;
+	if (t && t->rung) {
+		/* credit makes the slot look poorer, debt richer */
+		double x = -in->supply_left + shift * t->j_per_acc * t->tasks;
+		double r = (in->tasks_left - 1.0) / t->r_step;
+		double c = (x - t->x_lo) / t->x_step;
+		int ri = r <= 0.0 ? 0 : r >= t->n_r - 1 ? t->n_r - 1 : (int)(r + 0.5);
+		int ci = c <= 0.0 ? 0 : c >= t->n_x - 1 ? t->n_x - 1 : (int)(c + 0.5);
+		int k = t->rung[(size_t)ri * t->n_x + ci];
+		out->opt = l->opt[k];
+		out->goal = l->acc[k];
+		out->dither = in->dither;
+		return;
+	}
+
+	/* What the supply left in this slot affords per remaining task... */
+	double afford = ladder_acc_at(l, in->supply_left / tasks);
+	/* ...but never below the floor that repays accuracy debt (or spends
+	 * banked credit) over the horizon. */
 	double goal = afford > dp->acc_target - shift ? afford : dp->acc_target - shift;
 	if (goal < l->acc[0])
 		goal = l->acc[0];

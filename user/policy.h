@@ -83,13 +83,41 @@ struct ladder {
 	int opt[LADDER_MAX];		/* option index per rung */
 	double acc[LADDER_MAX];		/* increasing */
 	double m[LADDER_MAX];		/* increasing, J per task */
+	double v[LADDER_MAX];		/* Var of a task's energy, J^2 */
 };
 int policy_ladder(const struct task_option *opts, int n, struct ladder *out);
 /* Frontier accuracy reachable at mean energy m per task (interpolated). */
 double ladder_acc_at(const struct ladder *l, double m);
 
+/* The decision table of the dynamic policy: for a task arriving with r
+ * expected tasks still to come in the slot and x = committed - supply J
+ * (expected energy of the tasks already dispatched this slot, less the
+ * slot's supply), the ladder rung that minimises the slot's expected
+ * c_a aux + c_w waste less price x accuracy. Built by dynamic programming
+ * over Poisson arrivals, off the hot path; price is the least that meets
+ * the accuracy target. Looking a choice up is O(1). */
+struct dyn_table {
+	int n_r, n_x;
+	double r_step;			/* expected tasks per row */
+	double x_lo, x_step;		/* J */
+	double tasks;			/* expected tasks per slot it was built for */
+	double price;			/* J of aux or waste one unit of accuracy is worth */
+	double achieved;		/* expected accuracy per task it predicts */
+	double j_per_acc;		/* J per task per unit of accuracy at the target */
+	unsigned char *rung;		/* n_r x n_x ladder rungs */
+};
+/* 0 ok; -1 no memory, or a workload the table does not model (more than
+ * 100 tasks per slot, no supply). noise_var: Var of the slot's demand from
+ * reasoning lengths alone (J^2). */
+int policy_dynamic_table(struct dyn_table *t, const struct ladder *l, double acc_target,
+			 double tasks, double supply, double noise_var, double c_a, double c_w);
+void policy_dynamic_table_free(struct dyn_table *t);
+/* Mean energy per task at which the frontier reaches accuracy a. */
+double ladder_m_at(const struct ladder *l, double a);
+
 struct dyn_policy {
 	struct ladder ladder;
+	const struct dyn_table *table;	/* NULL: the heuristic below */
 	double acc_target;
 	double horizon_tasks;		/* tasks over which credit or debt is evened out */
 	double max_dip;			/* most the credit may move the accuracy floor */

@@ -655,7 +655,7 @@ int scenario_load(const char *path, struct scenario *sc, char *err, size_t errle
 	sc->policies = POLICY_ALL;
 	sc->how = REALISE_SWRR;
 	sc->arrivals.var_ratio = 1.0;
-	sc->dyn_horizon_slots = 10.0;
+	sc->dyn_horizon_slots = 100.0;
 	sc->dyn_max_dip = 0.1;
 	snprintf(ps->arrivals, sizeof(ps->arrivals), "poisson");
 

@@ -83,6 +83,13 @@ static void plan_costs(struct sim_plan *p)
 		.max_dip = sc->dyn_max_dip,
 	};
 	policy_ladder(sc->opts, sc->n_opts, &p->dyn.ladder);
+	/* Without storage each slot is balanced on its own: the decision
+	 * table's dynamic programme applies. Supply varies with a trace, so
+	 * the table is built for the mean. */
+	if (sc->storage == 0.0 &&
+	    policy_dynamic_table(&p->table, &p->dyn.ladder, sc->acc_target, p->am.mean,
+				 p->bstar, p->vd.exec_noise, sc->c_a, sc->c_w) == 0)
+		p->dyn.table = &p->table;
 }
 
 /* The supply levels, J per slot. 0 ok, 1 no memory, 2 with err. */
@@ -239,6 +246,7 @@ void sim_plan_free(struct sim_plan *p)
 	free(p->levels);
 	free(p->jobs);
 	free(p->counts);
+	policy_dynamic_table_free(&p->table);
 	p->levels = NULL;
 	p->jobs = NULL;
 	p->counts = NULL;

@@ -43,6 +43,7 @@ struct sim_plan {
 	struct var_decomp vd;		/* THEORY §2 shares of the mean-only mix */
 	double vol_ref, vol_v;		/* volatility-limited cost at each critical point */
 	struct dyn_policy dyn;		/* jobs point here: the plan must not move */
+	struct dyn_table table;		/* dyn.table points here when it applies */
 	double *levels;
 	int n_levels;
 	struct sim_job *jobs;
