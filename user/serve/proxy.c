@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include "cli.h"
@@ -291,7 +292,7 @@ void client_request_done(struct conn *c)
 	r->route = R_NONE;
 	r->tried = 0;
 	r->partial = r->stale_retried = r->head_sent = r->got_bytes = false;
-	r->close_delimited = false;
+	r->close_delimited = r->timed_out = false;
 	c->close_after_send = !keep;
 	c->state = keep ? C_READING : C_LINGER;
 	c->deadline = c->t->now + p->o.client_timeout_s;
@@ -481,7 +482,7 @@ static void on_head(struct conn *c)
 	const char *expect;
 
 	r->route = route_of(http_parse_method(c->parser), http_parse_target(c->parser), &r->allow);
-	r->keep_alive = http_parse_keep_alive(c->parser);
+	r->keep_alive = http_parse_keep_alive(c->parser) && !atomic_load(&c->t->p->draining);
 	r->pub.model = r->pub.worker = -1;
 	expect = http_parse_header_get(c->parser, "expect");
 	if (expect && !strcasecmp(expect, "100-continue") &&
@@ -570,10 +571,6 @@ static void client_process(struct conn *c)
 		return;
 	sbuf_compact(&c->in);
 	if (c->state == C_READING) {
-		if (!c->in.len && !c->req.partial && c->parser && c->in.cap <= CLIENT_RECV * 2) {
-			http_parse_free(c->parser);	/* idle: keep nothing big */
-			c->parser = NULL;
-		}
 		if (c->rd_eof)
 			conn_close(c);
 		else
@@ -709,22 +706,69 @@ static void arm_tick(struct thread *t)
 	io_uring_sqe_set_data(sqe, &t->op_tick);
 }
 
-/* Timeouts: slow or idle clients, lingering ends. */
-static void on_tick(struct thread *t)
+/* Between requests on a keep-alive connection: nothing read, nothing to send. */
+static bool client_idle(const struct conn *c)
 {
-	struct conn *c, *next;
+	return c->state == C_READING && !c->req.partial && !c->in.len && !client_pending(c) &&
+	       !c->in_process;
+}
 
-	for (c = t->conns; c; c = next) {
-		next = c->next;
-		if (c->upstream || c->closed || c->state == C_WAITING || t->now < c->deadline)
-			continue;
+/* Draining: no new connections; idle ones end now, busy ones after their answer. */
+static void drain_thread(struct thread *t)
+{
+	struct io_uring_sqe *sqe;
+
+	if (t->listen_closed)
+		return;
+	t->listen_closed = true;
+	sqe = get_sqe(t);
+	if (sqe && t->accept_armed) {
+		io_uring_prep_cancel(sqe, &t->op_accept, 0);
+		io_uring_sqe_set_data(sqe, NULL);
+	}
+	shutdown(t->listen_fd, SHUT_RD);
+	close(t->listen_fd);
+	t->listen_fd = -1;
+}
+
+static void client_tick(struct conn *c)
+{
+	struct thread *t = c->t;
+	double timeout = t->p->o.client_timeout_s;
+
+	if (c->state == C_WAITING)
+		return;
+	if (client_idle(c) && (atomic_load(&t->p->draining) || t->now >= c->deadline)) {
+		conn_close(c);
+	} else if (t->now >= c->deadline) {
 		if (c->state == C_READING && c->req.partial && !client_pending(c))
 			client_error(c, 408, "the request did not arrive within --client-timeout",
 				     "request_timeout", true);
 		else
 			conn_close(c);
+	} else if (client_idle(c) && c->parser && t->now > c->deadline - timeout + 1.0) {
+		http_parse_free(c->parser);	/* idle a second: keep nothing big */
+		c->parser = NULL;
 	}
-	if (!t->accept_armed)
+}
+
+/* Timeouts: slow or idle clients, lingering ends, silent workers. */
+static void on_tick(struct thread *t)
+{
+	struct conn *c, *next;
+
+	if (atomic_load(&t->p->draining))
+		drain_thread(t);
+	for (c = t->conns; c; c = next) {
+		next = c->next;
+		if (c->closed)
+			continue;
+		if (c->upstream)
+			upstream_check_timeout(c);
+		else
+			client_tick(c);
+	}
+	if (!t->accept_armed && !t->listen_closed)
 		arm_accept(t);
 	arm_tick(t);
 }
@@ -776,6 +820,11 @@ static void *thread_main(void *arg)
 	struct proxy *p = t->p;
 
 	t->now = proxy_now();
+	/* the syscall itself: Debian's liburing 2.3 declares io_uring_enable_rings
+	 * but does not export it */
+	if (t->ring_disabled && syscall(__NR_io_uring_register, t->ring.ring_fd,
+					IORING_REGISTER_ENABLE_RINGS, NULL, 0) < 0)
+		return NULL;	/* not expected: the ring was made for this */
 	arm_accept(t);
 	arm_tick(t);
 	while (!atomic_load(&p->stop)) {
@@ -855,34 +904,55 @@ static int open_listeners(struct proxy *p, char *err, size_t errlen)
 	return p->threads[p->n_threads - 1].listen_fd < 0 ? -1 : 0;
 }
 
+/* Completions are reaped only by the thread's own io_uring_enter (no
+ * interrupting task work while it runs: DEFER_TASKRUN, which needs
+ * SINGLE_ISSUER, hence a ring made disabled here and enabled by the thread
+ * that uses it). Older kernels: COOP_TASKRUN, then plain. */
+static int ring_init(struct thread *t)
+{
+	static const unsigned flag_sets[] = {
+		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_R_DISABLED,
+		IORING_SETUP_COOP_TASKRUN,
+		0,
+	};
+	int rc = -EINVAL;
+
+	for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]) && rc == -EINVAL; i++) {
+		struct io_uring_params params = {
+			.flags = flag_sets[i] | IORING_SETUP_CQSIZE,
+			.cq_entries = RING_ENTRIES * 4,
+		};
+
+		rc = io_uring_queue_init_params(RING_ENTRIES, &t->ring, &params);
+		t->ring_disabled = rc == 0 && (flag_sets[i] & IORING_SETUP_R_DISABLED);
+	}
+	return rc;
+}
+
 static int init_thread(struct proxy *p, unsigned i, char *err, size_t errlen)
 {
 	struct thread *t = &p->threads[i];
-	struct io_uring_params params = { .flags = IORING_SETUP_COOP_TASKRUN };
 	int rc;
 
 	t->p = p;
 	t->index = i;
 	t->op_accept.kind = OP_ACCEPT;
 	t->op_tick.kind = OP_TICK;
-	double tick = p->o.client_timeout_s / 4;
+	double tick = fmin(p->o.client_timeout_s,
+			   fmin(p->o.worker_connect_timeout_s, p->o.worker_timeout_s)) / 4;
 	if (tick > 0.25)
 		tick = 0.25;	/* also how soon a stop is seen */
 	t->tick_ts.tv_sec = (long long)tick;
 	t->tick_ts.tv_nsec = (long long)((tick - floor(tick)) * 1e9);
+	if (t->tick_ts.tv_sec == 0 && t->tick_ts.tv_nsec < 10000000)
+		t->tick_ts.tv_nsec = 10000000;
 	t->pool = calloc(p->cfg->n_workers ? p->cfg->n_workers : 1, sizeof(*t->pool));
 	t->pool_len = calloc(p->cfg->n_workers ? p->cfg->n_workers : 1, sizeof(*t->pool_len));
 	if (!t->pool || !t->pool_len) {
 		errbuf_set(err, errlen, "out of memory");
 		return -1;
 	}
-	params.cq_entries = RING_ENTRIES * 4;
-	params.flags |= IORING_SETUP_CQSIZE;
-	rc = io_uring_queue_init_params(RING_ENTRIES, &t->ring, &params);
-	if (rc == -EINVAL) {
-		memset(&params, 0, sizeof(params));
-		rc = io_uring_queue_init_params(RING_ENTRIES, &t->ring, &params);
-	}
+	rc = ring_init(t);
 	if (rc) {
 		errbuf_set(err, errlen, "cannot set up io_uring: %s (kernel 6.0 or later, "
 			   "and sysctl kernel.io_uring_disabled=0, are needed)", strerror(-rc));
@@ -927,6 +997,10 @@ struct proxy *proxy_start(const struct proxy_options *opts, char *err, size_t er
 		p->o.client_timeout_s = 30;
 	if (!(p->o.health_interval_s > 0))
 		p->o.health_interval_s = 1;
+	if (!(p->o.worker_connect_timeout_s > 0))
+		p->o.worker_connect_timeout_s = 5;
+	if (!(p->o.worker_timeout_s > 0))
+		p->o.worker_timeout_s = 300;
 	p->n_threads = opts->threads ? opts->threads : (unsigned)(ncpu > 0 ? ncpu : 1);
 	for (size_t i = 0; i <= SERVE_MAX_MODELS; i++)
 		pthread_mutex_init(&p->counts[i].lock, NULL);
@@ -1019,4 +1093,16 @@ void proxy_model_counts(const struct proxy *p, int model, struct proxy_model_cou
 unsigned proxy_clients(const struct proxy *p)
 {
 	return atomic_load(&p->clients);
+}
+
+/* Each thread acts on it at its next tick (at most 0.25 s). */
+void proxy_drain(struct proxy *p)
+{
+	if (p)
+		atomic_store(&p->draining, true);
+}
+
+bool proxy_busy(const struct proxy *p)
+{
+	return p && p->threads && atomic_load(&p->clients) > 0;
 }

@@ -21,9 +21,18 @@
  * worker dying mid-response: the client's connection is closed (a chunked
  * stream then lacks its last chunk: the client sees the error). A client
  * that has not sent a whole request within client_timeout_s is answered 408
- * and closed; an idle keep-alive connection is closed after it. A health
- * check connects to every worker each health_interval_s and marks it up or
- * down. */
+ * and closed; an idle keep-alive connection is closed after it. A worker
+ * that does not accept the connection within worker_connect_timeout_s is
+ * marked down and the request tried elsewhere; one that sends nothing for
+ * worker_timeout_s (before its first byte, or between two reads of a
+ * stream) gets the request answered 504 (JSON error) if the client has had
+ * nothing yet, else the client's stream is cut. A health check connects to
+ * every worker each health_interval_s and marks it up or down.
+ *
+ * Drain (proxy_drain, on the first SIGINT/SIGTERM): the listeners close,
+ * idle connections close, requests under way are answered (with
+ * "connection: close") and their connections end; proxy_busy() says when
+ * none is left. */
 #ifndef ERG_PROXY_H
 #define ERG_PROXY_H
 
@@ -81,6 +90,8 @@ struct proxy_options {
 	uint64_t max_body;		/* request body limit; 0: 1 MiB */
 	double client_timeout_s;	/* 0: 30 s */
 	double health_interval_s;	/* 0: 1 s */
+	double worker_connect_timeout_s;	/* 0: 5 s */
+	double worker_timeout_s;	/* no byte from the worker for this long; 0: 60 s */
 	struct proxy_hooks hooks;
 };
 
@@ -110,5 +121,11 @@ unsigned proxy_worker_outstanding(const struct proxy *p, size_t worker);
 void proxy_model_counts(const struct proxy *p, int model, struct proxy_model_counts *out);
 /* Connections from clients open now. */
 unsigned proxy_clients(const struct proxy *p);
+/* Stop accepting and let the requests under way finish (see above);
+ * returns at once. proxy_stop() still ends what is left. */
+void proxy_drain(struct proxy *p);
+/* Client connections still open (after proxy_drain: requests not yet
+ * answered, or answers still being sent). */
+bool proxy_busy(const struct proxy *p);
 
 #endif

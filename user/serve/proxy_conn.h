@@ -44,6 +44,7 @@ struct request {
 	bool head_sent;			/* the response head went to the client */
 	bool got_bytes;			/* the worker sent something */
 	bool close_delimited;		/* the response ends when the worker closes */
+	bool timed_out;			/* a worker did not connect in time: 504, not 502 */
 };
 
 enum client_state { C_READING, C_WAITING, C_LINGER };
@@ -67,7 +68,8 @@ struct conn {
 
 	/* client */
 	enum client_state state;
-	double deadline;		/* CLOCK_MONOTONIC: timeout of READING / LINGER */
+	double deadline;		/* CLOCK_MONOTONIC: timeout of READING / LINGER;
+					 * upstream: of the connect, or of the next byte */
 	bool close_after_send;
 	bool rd_eof;
 	struct request req;
@@ -91,6 +93,8 @@ struct thread {
 	struct op op_accept, op_tick;
 	struct __kernel_timespec tick_ts;
 	bool accept_armed;
+	bool listen_closed;		/* draining: no new clients */
+	bool ring_disabled;		/* made R_DISABLED: the thread enables it */
 	double now;			/* CLOCK_MONOTONIC, once per batch of completions */
 	struct conn *conns;		/* every connection of this thread */
 	struct conn *dead;		/* closed, nothing in flight: freed after the batch */
@@ -111,6 +115,7 @@ struct proxy {
 	unsigned n_threads;
 	uint16_t port;
 	atomic_bool stop;
+	atomic_bool draining;		/* proxy_drain() was called */
 	atomic_ullong next_id;
 	atomic_uint clients;
 	char *models_body;
@@ -139,5 +144,6 @@ void upstream_on_send_error(struct conn *u);
 void upstream_client_drained(struct conn *c);
 void upstream_detach(struct conn *c);
 void upstream_pool_close_all(struct thread *t);
+void upstream_check_timeout(struct conn *u);
 
 #endif

@@ -98,6 +98,7 @@ static struct conn *upstream_open(struct thread *t, int w)
 	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&sw->addr, sw->addrlen);
 	io_uring_sqe_set_data(sqe, &u->op_connect);
 	u->refs++;
+	u->deadline = t->now + t->p->o.worker_connect_timeout_s;
 	return u;
 }
 
@@ -163,12 +164,14 @@ void upstream_dispatch(struct conn *c)
 		uint64_t id = 0;
 
 		if (w < 0) {
-			char msg[SERVE_NAME_LEN + 96];
+			char msg[SERVE_NAME_LEN + 128];
 
 			r->pub.worker = -1;
-			snprintf(msg, sizeof(msg), "no worker of model '%s' could take the request (refused or down)",
-				 p->cfg->models[r->pub.model].name);
-			client_error(c, 502, msg, "worker_unavailable", false);
+			snprintf(msg, sizeof(msg), "no worker of model '%s' could take the request (%s)",
+				 p->cfg->models[r->pub.model].name, r->timed_out ?
+				 "not connected within --worker-connect-timeout" : "refused or down");
+			client_error(c, r->timed_out ? 504 : 502, msg,
+				     r->timed_out ? "worker_timeout" : "worker_unavailable", false);
 			return;
 		}
 		r->pub.worker = w;
@@ -200,6 +203,8 @@ void upstream_dispatch(struct conn *c)
 		}
 		u->client = c;
 		c->up = u;
+		if (u->connected)	/* pooled: the answer's clock starts now */
+			u->deadline = t->now + p->o.worker_timeout_s;
 		if (!sbuf_add(&u->queue, r->forward.data, r->forward.len)) {
 			conn_close(c);
 			return;
@@ -259,6 +264,7 @@ void upstream_on_connect(struct conn *u, int res)
 		return;
 	}
 	u->connected = true;
+	u->deadline = u->t->now + u->t->p->o.worker_timeout_s;
 	conn_arm_recv(u);
 	conn_flush(u);
 }
@@ -286,8 +292,34 @@ void upstream_client_drained(struct conn *c)
 
 	if (u && u->paused) {
 		u->paused = false;
+		u->deadline = u->t->now + u->t->p->o.worker_timeout_s;
 		conn_arm_recv(u);
 	}
+}
+
+/* From the tick. A worker that did not take the connection in time is
+ * treated as one that refused it (another worker, else 504); one silent
+ * for --worker-timeout gets the request answered 504 if the client has had
+ * nothing yet, else the client's stream is cut. A worker held back by a
+ * slow client is not silent. */
+void upstream_check_timeout(struct conn *u)
+{
+	struct conn *c = u->client;
+
+	if (!c || u->closed || u->paused || u->t->now < u->deadline)
+		return;
+	if (!u->connected) {
+		c->req.timed_out = true;
+		upstream_failed(u, true);
+		return;
+	}
+	c->up = NULL;
+	u->client = NULL;
+	conn_close(u);
+	if (c->req.head_sent)
+		client_abort(c);
+	else
+		client_error(c, 504, "the worker sent nothing within --worker-timeout", "worker_timeout", false);
 }
 
 /* ---- the response ---- */
@@ -299,18 +331,21 @@ static bool send_head(struct conn *c, struct conn *u)
 	struct request *r = &c->req;
 	const struct serve_config *cfg = c->t->p->cfg;
 	struct http_parse *p = u->parser;
-	struct sbuf h = { 0 };
+	struct sbuf *h = &c->queue;
+	size_t mark = h->len;
 	const char *eol = memchr(r->resp_head.data, '\n', r->resp_head.len);
 	int status = http_parse_status(p);
 	bool bodyless = status / 100 == 1 || status == 204 || status == 304;
 	bool ok;
 
+	if (atomic_load(&c->t->p->draining))
+		r->keep_alive = false;	/* its connection ends after this answer */
 	r->pub.status = status;
 	r->close_delimited = !bodyless && !http_parse_chunked(p) && !http_parse_content_length(p, NULL);
 	if (!r->id[0])
 		proxy_own_id(c->t->p, r);
-	ok = eol && sbuf_add(&h, r->resp_head.data, (size_t)(eol - r->resp_head.data) + 1) &&
-	     sbuf_printf(&h, "x-erg-request-id: %s\r\nx-erg-model: %s\r\nx-erg-worker: %s\r\n", r->id,
+	ok = eol && sbuf_add(h, r->resp_head.data, (size_t)(eol - r->resp_head.data) + 1) &&
+	     sbuf_printf(h, "x-erg-request-id: %s\r\nx-erg-model: %s\r\nx-erg-worker: %s\r\n", r->id,
 			 cfg->models[r->pub.model].name, cfg->workers[r->pub.worker].name);
 	for (size_t i = 0; ok && i < http_parse_header_count(p); i++) {
 		const char *name, *value;
@@ -322,17 +357,18 @@ static bool send_head(struct conn *c, struct conn *u)
 		    (nlen == 16 && !strncasecmp(name, "proxy-connection", 16)) ||
 		    (nlen > 6 && !strncasecmp(name, "x-erg-", 6)))
 			continue;
-		ok = sbuf_add(&h, name, nlen) && sbuf_adds(&h, ": ") && sbuf_add(&h, value, vlen) &&
-		     sbuf_adds(&h, "\r\n");
+		ok = sbuf_add(h, name, nlen) && sbuf_adds(h, ": ") && sbuf_add(h, value, vlen) &&
+		     sbuf_adds(h, "\r\n");
 	}
 	if (ok && (r->close_delimited || !r->keep_alive))
-		ok = sbuf_adds(&h, "connection: close\r\n");
+		ok = sbuf_adds(h, "connection: close\r\n");
 	else if (ok && http_parse_minor(c->parser) == 0)
-		ok = sbuf_adds(&h, "connection: keep-alive\r\n");
-	ok = ok && sbuf_adds(&h, "\r\n");
+		ok = sbuf_adds(h, "connection: keep-alive\r\n");
+	ok = ok && sbuf_adds(h, "\r\n");
 	if (ok)
-		client_queue(c, h.data, h.len);
-	sbuf_free(&h);
+		r->pub.bytes_out += h->len - mark;
+	else
+		h->len = mark;	/* nothing of a half-made head goes out */
 	r->head_sent = ok;
 	return ok;
 }
@@ -445,6 +481,7 @@ void upstream_on_recv(struct conn *u, int res)
 		return;
 	}
 	u->in.len += (size_t)res;
+	u->deadline = u->t->now + u->t->p->o.worker_timeout_s;
 	if (!c->req.got_bytes) {
 		c->req.got_bytes = true;
 		c->req.pub.first_byte_s = c->t->now;
