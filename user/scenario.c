@@ -39,6 +39,7 @@ static const struct keydef keys[] = {
 	{ "workload", "slot_seconds", K_NUM, R_POS, "slot_seconds = 1" },
 	{ "workload", "input_tokens", K_NUM, R_NONNEG, "input_tokens = 500" },
 	{ "workload", "budgets", K_LIST, R_POS, "budgets = 256, 1024, 4096, 16384" },
+	{ "workload", "budget_steps", K_INT, R_ANY, "budget_steps = 16" },
 	{ "workload", "reasoning_sigma", K_NUM, R_NONNEG, "reasoning_sigma = 0.8" },
 	{ "workload", "reasoning_median", K_NUM, R_POS, "reasoning_median = 0.5" },
 	{ "workload", "accuracy_target", K_NUM, R_UNIT, "accuracy_target = 0.60" },
@@ -85,6 +86,7 @@ struct header {
 struct model_extra {
 	int n_budgets;
 	double budgets[SCEN_MAX_BUDGETS];
+	int range;		/* budgets holds LO, HI of "LO..HI" */
 	int line;		/* its section header */
 };
 
@@ -101,6 +103,8 @@ struct parse {
 	struct header headers[64];
 	struct model_extra mx[SCEN_MAX_MODELS];
 	char arrivals[32], policy[64], realiser[32];
+	int workload_range;	/* sc->budgets holds LO, HI of "LO..HI" */
+	int budget_steps;	/* budgets in a range */
 };
 
 /* Where each section starts, for "missing key" messages: one pass over the
@@ -278,6 +282,36 @@ static int check_range(struct parse *ps, const char *section, const struct keyde
 	return 1;
 }
 
+/* "LO..HI": *range set, out[0] = LO, out[1] = HI, *n = 2; expanded into
+ * budget_steps log-spaced values once the whole file is read. 1, or 0
+ * after fail(); -1: not a range. */
+static int parse_range(struct parse *ps, const char *section, const struct keydef *d,
+		       const char *value, double *out, int *n, int *range)
+{
+	const char *dots = strstr(value, "..");
+	char lo_s[64], hi_s[64];
+
+	*range = 0;
+	if (!dots)
+		return -1;
+	snprintf(lo_s, sizeof(lo_s), "%.*s", (int)(dots - value < 63 ? dots - value : 63), value);
+	snprintf(hi_s, sizeof(hi_s), "%s", dots + 2);
+	double lo, hi;
+	if (parse_number(lo_s, &lo) || parse_number(hi_s, &hi))
+		return fail(ps, ps->line, "key '%s' in [%s]: '%s' is not a range LO..HI of numbers "
+			    "(e.g. budgets = 256..16384)", d->key, section, value);
+	if (!check_range(ps, section, d, lo) || !check_range(ps, section, d, hi))
+		return 0;
+	if (!(lo < hi))
+		return fail(ps, ps->line, "key '%s' in [%s]: range '%s' must go from low to high "
+			    "(e.g. budgets = 256..16384)", d->key, section, value);
+	out[0] = lo;
+	out[1] = hi;
+	*n = 2;
+	*range = 1;
+	return 1;
+}
+
 static int parse_list(struct parse *ps, const char *section, const struct keydef *d,
 		      const char *value, double *out, int *n)
 {
@@ -347,8 +381,11 @@ static int assign_model(struct parse *ps, const char *section, int model, const 
 		m->joules_per_task = v;
 	else if (!strcasecmp(d->key, "reasoning_sigma"))
 		m->reasoning_sigma = v;
-	else if (!strcasecmp(d->key, "budgets"))
-		return parse_list(ps, section, d, value, ps->mx[model].budgets, &ps->mx[model].n_budgets);
+	else if (!strcasecmp(d->key, "budgets")) {
+		struct model_extra *mx = &ps->mx[model];
+		int rc = parse_range(ps, section, d, value, mx->budgets, &mx->n_budgets, &mx->range);
+		return rc >= 0 ? rc : parse_list(ps, section, d, value, mx->budgets, &mx->n_budgets);
+	}
 	return 1;
 }
 
@@ -382,8 +419,16 @@ static int assign(struct parse *ps, const char *section, const char *kind, int m
 		sc->slot_seconds = v;
 	else if (IS("workload", "input_tokens"))
 		sc->sp.input_tokens = v;
-	else if (IS("workload", "budgets"))
-		return parse_list(ps, section, d, value, sc->budgets, &sc->n_budgets);
+	else if (IS("workload", "budgets")) {
+		int rc = parse_range(ps, section, d, value, sc->budgets, &sc->n_budgets,
+				     &ps->workload_range);
+		return rc >= 0 ? rc : parse_list(ps, section, d, value, sc->budgets, &sc->n_budgets);
+	} else if (IS("workload", "budget_steps")) {
+		if (v < 2 || v > SCEN_MAX_BUDGETS)
+			return fail(ps, ps->line, "key 'budget_steps' in [%s]: must be from 2 to %d (got %g)",
+				    section, SCEN_MAX_BUDGETS, v);
+		ps->budget_steps = (int)v;
+	}
 	else if (IS("workload", "reasoning_sigma"))
 		sc->sp.reasoning_sigma = v;
 	else if (IS("workload", "reasoning_median"))
@@ -556,6 +601,24 @@ static int load_trace(struct parse *ps, const char *section, const char *key,
 	return 1;
 }
 
+/* A range LO..HI becomes budget_steps budgets, log-spaced from LO to HI
+ * and rounded to whole tokens (duplicates from rounding dropped). */
+static void expand_range(const struct parse *ps, double *b, int *n, int range)
+{
+	if (!range)
+		return;
+	double lo = b[0], hi = b[1];
+	int steps = ps->budget_steps ? ps->budget_steps : SCEN_MAX_BUDGETS;
+	*n = 0;
+	for (int i = 0; i < steps; i++) {
+		double v = round(lo * pow(hi / lo, (double)i / (steps - 1)));
+		if (v < 1.0)
+			v = 1.0;
+		if (*n == 0 || v > b[*n - 1])
+			b[(*n)++] = v;
+	}
+}
+
 /* Cross-key checks and the option table, after the whole file is read. */
 static int finish(struct parse *ps)
 {
@@ -600,6 +663,10 @@ static int finish(struct parse *ps)
 	}
 	if (need_eta && !have(ps, "scaling", "eta"))
 		return missing(ps, "scaling", "eta");
+
+	expand_range(ps, sc->budgets, &sc->n_budgets, ps->workload_range);
+	for (int k = 0; k < sc->n_models; k++)
+		expand_range(ps, ps->mx[k].budgets, &ps->mx[k].n_budgets, ps->mx[k].range);
 
 	sc->n_opts = 0;
 	double best = 0.0;

@@ -142,6 +142,7 @@ int sim_json_print(const struct sim_plan *p, const struct sim_headline *h)
 			cJSON_AddItemToArray(pols, json_policy(p, h, q));
 	add_num(root, "variance_vs_mean_cost_ratio", h->ratio_theory);
 	add_num(root, "variance_vs_mean_cost_ratio_simulated", h->ratio_sim);
+	add_num(root, "dynamic_vs_mean_cost_ratio_simulated", h->ratio_dyn);
 	cJSON *sw = cJSON_AddArrayToObject(root, "sweep");
 	for (int i = 0; i < p->n_jobs; i++)
 		if (p->jobs[i].sweep)

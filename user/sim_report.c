@@ -45,6 +45,8 @@ void sim_headline_make(const struct sim_plan *p, double elapsed_s, struct sim_he
 	h->ratio_theory = p->vol_ref > 0.0 ? p->vol_v / p->vol_ref : NAN;
 	h->ratio_sim = h->at_m && h->at_v && h->at_m->sum.cost > 0.0 ?
 		       h->at_v->sum.cost / h->at_m->sum.cost : NAN;
+	h->ratio_dyn = h->at_m && p->head[SIM_P_DYNAMIC] >= 0 && h->at_m->sum.cost > 0.0 ?
+		       p->jobs[p->head[SIM_P_DYNAMIC]].sum.cost / h->at_m->sum.cost : NAN;
 	h->same = same_mix(&p->mix_mean, &p->mix_var);
 	if (sc->storage == 0.0)
 		snprintf(h->storage_desc, sizeof(h->storage_desc), "no storage");
@@ -170,6 +172,12 @@ static void text_policies(const struct sim_plan *p, const struct sim_headline *h
 		if (q == SIM_P_VARIANCE && h->same)
 			printf("  (the mean-only mix: no lower-volatility mix meets the target here)");
 		printf("\n");
+	}
+	if (isfinite(h->ratio_dyn)) {
+		const struct sim_job *dj = &p->jobs[p->head[SIM_P_DYNAMIC]];
+		printf("  dynamic vs mean-only at b* = %.0f J, simulated: cost %.0f vs %.0f = %.4fx, "
+		       "accuracy %.4f vs %.4f\n", h->at_m->level, dj->sum.cost, h->at_m->sum.cost,
+		       h->ratio_dyn, dj->sum.accuracy, h->at_m->sum.accuracy);
 	}
 	if (!(p->policies & POLICY_MEAN) || !(p->policies & POLICY_VARIANCE))
 		return;

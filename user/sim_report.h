@@ -13,6 +13,7 @@ struct sim_headline {
 	int dyn_n;
 	const struct sim_job *at_m, *at_v; /* mean-only, variance-aware at their critical points */
 	double ratio_theory, ratio_sim;	/* variance-aware / mean-only cost; NaN if undefined */
+	double ratio_dyn;		/* dynamic / mean-only cost at b*, simulated; NaN if undefined */
 	int same;			/* the two static mixes are one */
 	char storage_desc[64];		/* "no storage", "storage 5000 J", ... */
 	const char *arrivals_desc;	/* "Poisson", ... */
