@@ -20,6 +20,7 @@
 #include "commands.h"
 #include "errbuf.h"
 #include "json_u64.h"
+#include "gpu_top.h"
 #include "measure.h"
 #include "model_stats.h"
 #include "prom.h"
@@ -31,6 +32,7 @@
 #define INTERVAL_MAX_S 86400.0
 #define COUNT_MAX 1000000000LL
 #define NOFILE_WANTED 65536
+#define DRAIN_MAX_S 5.0			/* requests under way get this long after a stop signal */
 
 struct serve_opts {
 	const char *config;
@@ -38,6 +40,8 @@ struct serve_opts {
 	long long threads;
 	double max_body;
 	double client_timeout_s;
+	double worker_connect_timeout_s;
+	double worker_timeout_s;
 	double health_interval_s;
 	bool json;
 	const char *log;
@@ -64,6 +68,8 @@ struct serve {
 	double worker_jpr[SERVE_MAX_WORKERS];	/* mean J/request (2xx), NAN until one */
 	uint64_t worker_ok[SERVE_MAX_WORKERS];
 	uint64_t model_nj[SERVE_MAX_MODELS];	/* attributed since start */
+	uint64_t model_gpu_nj[SERVE_MAX_MODELS];	/* the GPU part of model_nj */
+	bool gpu_active;	/* the GPU part counts: /metrics shows source="gpu" */
 	uint64_t *retried;		/* ids of tries that failed and were retried */
 	size_t n_retried, cap_retried;
 	struct prom_ledger ledger;	/* for /metrics, copied each tick */
@@ -74,12 +80,13 @@ struct serve {
 	uint64_t shown_nj[SERVE_MAX_MODELS];	/* model_nj at the last view */
 };
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested;	/* signals received (the second ends the drain) */
 
 static void on_stop_signal(int sig)
 {
 	(void)sig;
-	stop_requested = 1;
+	if (stop_requested < 2)
+		stop_requested++;
 }
 
 static void usage(FILE *out)
@@ -101,6 +108,10 @@ static void usage(FILE *out)
 "      --max-body BYTES     request body limit (default 1048576; larger: 413)\n"
 "      --client-timeout S   a whole request must arrive within S, and idle\n"
 "                           keep-alive connections close after S (default 30)\n"
+"      --worker-connect-timeout S  a worker must take the connection within S, else\n"
+"                           another worker is tried, then 504 (default 5)\n"
+"      --worker-timeout S   a worker silent for S (before its first byte or inside\n"
+"                           a stream): 504, or the stream is cut (default 300)\n"
 "      --health-interval S  connect to every worker each S (default 1)\n"
 "  -j, --json               NDJSON: per interval one {\"type\":\"model\"} line per\n"
 "                           model and a {\"type\":\"total\"} line, and one\n"
@@ -122,7 +133,7 @@ static void usage(FILE *out)
 
 /* ---- options ---- */
 
-enum { OPT_MAX_BODY = 256, OPT_CLIENT_TIMEOUT, OPT_HEALTH, OPT_LOG, OPT_NO_ENERGY, OPT_SOURCE };
+enum { OPT_MAX_BODY = 256, OPT_CLIENT_TIMEOUT, OPT_WORKER_CONNECT_TIMEOUT, OPT_WORKER_TIMEOUT, OPT_HEALTH, OPT_LOG, OPT_NO_ENERGY, OPT_SOURCE };
 
 static const struct option serve_longopts[] = {
 	{ "config", required_argument, NULL, 'C' },
@@ -130,6 +141,8 @@ static const struct option serve_longopts[] = {
 	{ "threads", required_argument, NULL, 't' },
 	{ "max-body", required_argument, NULL, OPT_MAX_BODY },
 	{ "client-timeout", required_argument, NULL, OPT_CLIENT_TIMEOUT },
+	{ "worker-connect-timeout", required_argument, NULL, OPT_WORKER_CONNECT_TIMEOUT },
+	{ "worker-timeout", required_argument, NULL, OPT_WORKER_TIMEOUT },
 	{ "health-interval", required_argument, NULL, OPT_HEALTH },
 	{ "json", no_argument, NULL, 'j' },
 	{ "log", required_argument, NULL, OPT_LOG },
@@ -152,6 +165,10 @@ static int apply_option(struct serve_opts *o, const struct cli *c, int opt, char
 		return cli_double(c->name, optarg, 0, 1 << 30, "bytes", &o->max_body, err, errlen);
 	case OPT_CLIENT_TIMEOUT:
 		return cli_duration(c->name, optarg, 0.05, 86400, &o->client_timeout_s, err, errlen);
+	case OPT_WORKER_CONNECT_TIMEOUT:
+		return cli_duration(c->name, optarg, 0.05, 3600, &o->worker_connect_timeout_s, err, errlen);
+	case OPT_WORKER_TIMEOUT:
+		return cli_duration(c->name, optarg, 0.05, 86400, &o->worker_timeout_s, err, errlen);
 	case OPT_HEALTH:
 		return cli_duration(c->name, optarg, 0.05, 3600, &o->health_interval_s, err, errlen);
 	case 'j': o->json = true; return 0;
@@ -333,8 +350,12 @@ static size_t hook_metrics(void *ud, char *buf, size_t cap)
 	in.have_dropped = s->m != NULL;
 	in.bpf_events_dropped = s->dropped_events;
 	for (size_t i = 0; i < s->cfg.n_models; i++) {
+		/* worker joules include their GPU joules: cpu + gpu = the model's */
+		uint64_t gpu = s->model_gpu_nj[i] < s->model_nj[i] ? s->model_gpu_nj[i] : s->model_nj[i];
+
 		models[i] = (struct prom_model){ .name = s->cfg.models[i].name,
-						 .cpu_joules = attrib_joules(s->model_nj[i]), .gpu_joules = NAN };
+						 .cpu_joules = attrib_joules(s->model_nj[i] - gpu),
+						 .gpu_joules = s->gpu_active ? attrib_joules(gpu) : NAN };
 		if (!model_stats_snapshot(s->ms, i, &snaps[i]))
 			models[i].stats = &snaps[i];
 	}
@@ -414,6 +435,8 @@ static int start_proxy(struct serve *s)
 		.threads = (unsigned)s->o.threads,
 		.max_body = (uint64_t)s->o.max_body,
 		.client_timeout_s = s->o.client_timeout_s,
+		.worker_connect_timeout_s = s->o.worker_connect_timeout_s,
+		.worker_timeout_s = s->o.worker_timeout_s,
 		.health_interval_s = s->o.health_interval_s,
 		.hooks = { .ud = s, .request_start = hook_start, .request_data = hook_data,
 			   .request_end = hook_end, .worker_joules_per_request = hook_jpr,
@@ -515,7 +538,7 @@ static void complete_one(struct serve *s, const struct request_record *r)
 /* Split the tick's joules among the requests, and output those completed. */
 static int tick(struct serve *s, double now)
 {
-	uint64_t worker_nj[SERVE_MAX_WORKERS] = { 0 };
+	uint64_t worker_nj[SERVE_MAX_WORKERS] = { 0 }, worker_gpu_nj[SERVE_MAX_WORKERS] = { 0 };
 	struct request_record done[256];
 	char err[512];
 	size_t n;
@@ -526,12 +549,19 @@ static int tick(struct serve *s, double now)
 			return 1;
 		}
 		for (size_t w = 0; w < s->cfg.n_workers; w++)
-			if (s->target_of[w] >= 0)
+			if (s->target_of[w] >= 0) {
 				worker_nj[w] = measure_workers(s->m)[s->target_of[w]].tick_nj;
+				worker_gpu_nj[w] = gpu_top_worker_tick_nj(measure_gpu(s->m),
+									  (size_t)s->target_of[w]);
+			}
 	}
 	pthread_mutex_lock(&s->lock);
-	for (size_t w = 0; w < s->cfg.n_workers; w++)
+	for (size_t w = 0; w < s->cfg.n_workers; w++) {
 		s->model_nj[s->cfg.workers[w].model] += worker_nj[w];
+		s->model_gpu_nj[s->cfg.workers[w].model] += worker_gpu_nj[w];
+	}
+	if (s->m && gpu_top_active(measure_gpu(s->m)))
+		s->gpu_active = true;
 	if (s->m && measure_ledger(s->m)) {
 		const struct ledger *l = measure_ledger(s->m);
 		const struct ledger_stats *ls = ledger_stats(l);
@@ -733,6 +763,18 @@ static void wait_until(struct serve *s, double until_s)
 	}
 }
 
+/* A stop signal: no new clients, the requests under way finish (up to
+ * DRAIN_MAX_S, or until a second signal); proxy_stop() ends the rest. */
+static void drain_proxy(struct serve *s)
+{
+	double until = measure_now() + DRAIN_MAX_S;
+	struct timespec step = { .tv_nsec = 20 * 1000 * 1000 };
+
+	proxy_drain(s->proxy);
+	while (proxy_busy(s->proxy) && stop_requested < 2 && measure_now() < until)
+		nanosleep(&step, NULL);
+}
+
 static int run_loop(struct serve *s)
 {
 	uint64_t prev_requests[SERVE_MAX_MODELS] = { 0 };
@@ -752,6 +794,8 @@ static int run_loop(struct serve *s)
 		if (s->o.count && ++ticks >= s->o.count)
 			break;
 	}
+	if (stop_requested)
+		drain_proxy(s);
 	proxy_stop(s->proxy);	/* its counts stay readable for the summary */
 	return rc;
 }

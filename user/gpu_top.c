@@ -476,6 +476,18 @@ void gpu_top_json_total(const struct gpu_top *g, cJSON *o)
 	cJSON_AddNumberToObject(o, "gpu_attach_ms", gpu_tracker_attach_ms(g->tracker));
 }
 
+uint64_t gpu_top_worker_tick_nj(const struct gpu_top *g, size_t w)
+{
+	if (!g || g->state != GPU_ACTIVE || w >= g->n_workers)
+		return 0;
+	return g->tick_nj[w];
+}
+
+bool gpu_top_active(const struct gpu_top *g)
+{
+	return g && g->state == GPU_ACTIVE;
+}
+
 void gpu_top_close(struct gpu_top *g)
 {
 	if (!g)

@@ -89,6 +89,13 @@ void gpu_top_json_total(const struct gpu_top *g, cJSON *o);
  * over the workers since attach (0 while not active). */
 unsigned long long gpu_top_races(const struct gpu_top *g);
 
+/* The GPU part of worker w's nanojoules in the last tick (included in the
+ * worker_nj gpu_top_tick() added to); 0 while not active, for NULL or for w
+ * out of range. Lets a caller split a worker's joules into CPU and GPU. */
+uint64_t gpu_top_worker_tick_nj(const struct gpu_top *g, size_t w);
+/* Whether GPU joules are being counted (a driver library was probed). */
+bool gpu_top_active(const struct gpu_top *g);
+
 void gpu_top_close(struct gpu_top *g);
 
 #endif

@@ -9,15 +9,15 @@ import subprocess
 import sys
 import time
 
-from serve_common import OUT, Serve, TMP, _started, call, check, fail, log, request_bytes, Reader
+from serve_common import OUT, Serve, TMP, _started, call, check, fail, log, request_bytes, Reader, wait_for
 from ergtest import require_bpf
 
 DEMO = os.path.join(OUT, "demo", "demo_worker")
 
 
-def start_demo(model, params_m):
+def start_demo(model, params_m, *extra):
     p = subprocess.Popen([DEMO, "--port", "0", "--model", model, "--params-m", str(params_m),
-                          "--threads", "2", "--passes-per-ms", "50"],
+                          "--threads", "2", "--passes-per-ms", "50"] + list(extra),
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     _started.append(p)
     for _ in range(50):
@@ -30,12 +30,24 @@ def start_demo(model, params_m):
     fail("demo_worker %s did not start" % model)
 
 
+def energy_series(serve):
+    """erg_energy_joules_total samples: {(model, source): joules}."""
+    out = {}
+    for ln in call(serve, "GET", "/metrics").body.decode().splitlines():
+        m = re.match(r'erg_energy_joules_total\{model="([^"]*)",source="(cpu|gpu)"\} (\S+)$', ln)
+        if m:
+            out[(m.group(1), m.group(2))] = float(m.group(3))
+    return out
+
+
 def main():
     require_bpf()
     if not os.path.exists(DEMO):
         fail("%s is missing (make builds it)" % DEMO)
     sport, spid = start_demo("small", 30)
-    bport, bpid = start_demo("big", 120)
+    # the big model also runs kernels on the stub CUDA driver: its joules
+    # have a GPU part, which /metrics shows as source="gpu"
+    bport, bpid = start_demo("big", 120, "--gpu-us-per-b", "2000")
     logf = os.path.join(TMP, "requests.ndjson")
     serve = Serve("[model small]\nparams = 30e6\nworker = 127.0.0.1:%d\n"
                   "[model big]\nparams = 120e6\nworker = 127.0.0.1:%d pid=%d\n" % (sport, bport, bpid),
@@ -63,6 +75,12 @@ def main():
         n[model] += 1
         streamed += stream
     check(call(serve, "GET", "/v1/models").status == 200, "a request erg answers itself")
+    wait_for(lambda: energy_series(serve).get(("big", "gpu"), 0) > 0, "GPU joules of the big model on /metrics")
+    series = energy_series(serve)
+    log("  /metrics energy: %s" % series)
+    check(series.get(("small", "gpu")) == 0 and series.get(("small", "cpu"), 0) > 0,
+          "/metrics: the CPU-only model's joules are all source=\"cpu\"")
+    check(series.get(("big", "cpu"), 0) > 0, "/metrics: the GPU model's CPU part is there too")
     check(serve.stop() == 0, "erg serve exits 0")
     lines = [json.loads(ln) for ln in serve.stdout().splitlines() if ln.startswith("{")]
     reqs = [x for x in lines if x["type"] == "request" and x["worker"]]
@@ -76,7 +94,8 @@ def main():
     check(with_joules >= 10, "requests carry measured joules (%d of 12 above 0)" % with_joules)
     check(all(x["nj"] >= 0 and abs(x["joules"] - x["nj"] / 1e9) < 1e-6 for x in reqs), "joules = nj / 1e9")
     local = [x for x in lines if x["type"] == "request" and not x["worker"]]
-    check(len(local) == 1 and local[0]["id"].startswith("e"), "the request erg answered has its own line")
+    check(len(local) >= 2 and all(x["id"].startswith("e") for x in local),
+          "the requests erg answered (/v1/models, /metrics) have their own lines")
     models = {}
     for x in lines:
         if x["type"] == "model":
@@ -87,8 +106,15 @@ def main():
     totals = [x for x in lines if x["type"] == "total"]
     check(totals and totals[-1]["source"] and totals[-1]["attributed_nj"] + totals[-1]["unattributed_nj"]
           == totals[-1]["total_nj"], "total lines: attributed + unattributed = total, exactly")
+    for name in ("small", "big"):
+        # cpu + gpu on /metrics = the model's joules, which hold its
+        # requests' joules (the requests were all over before the scrape)
+        split = series[(name, "cpu")] + series[(name, "gpu")]
+        req_j = sum(x["joules"] for x in reqs if x["model"] == name)
+        check(split >= req_j - 1e-6, "/metrics cpu + gpu of %s (%.4f J) holds its requests' %.4f J"
+              % (name, split, req_j))
     logged = [json.loads(ln) for ln in open(logf)]
-    check(len(logged) == 13 and {x["id"] for x in logged} == {x["id"] for x in reqs + local},
+    check(len(logged) == len(reqs + local) and {x["id"] for x in logged} == {x["id"] for x in reqs + local},
           "--log holds the same request lines")
     log("PASS")
 
