@@ -156,7 +156,7 @@ struct run {
 	double cumw[MIX_MAX];
 	double x_bar, y_term, acc_bar;
 	/* dynamic policy */
-	double credit, dither;
+	struct sim_dyn_state dyn;
 	double *times;
 	long times_cap;
 	/* storage */
@@ -237,31 +237,36 @@ static int arrival_times(struct run *r, uint64_t n)
 	return 0;
 }
 
+int sim_dynamic_route(const struct dyn_policy *dp, const struct task_option *opts,
+		      struct sim_dyn_state *st, double t, double rate, double spendable,
+		      double committed, int balanced)
+{
+	double left = rate * (1.0 - t) + 1.0;
+	/* With a store the slot need not be balanced on its own: every task
+	 * gets the slot's share, and only the store's level moves it. Without
+	 * one, what earlier tasks of the slot committed is what is left. */
+	struct dyn_input in = {
+		.supply_left = balanced ? spendable - committed
+					: spendable / (rate > 1.0 ? rate : 1.0) * left,
+		.tasks_left = left,
+		.acc_credit = st->credit,
+		.dither = st->dither,
+	};
+	struct dyn_choice ch;
+	policy_dynamic(dp, &in, &ch);
+	st->dither = ch.dither;
+	st->credit += opts[ch.opt].acc - dp->acc_target;
+	return ch.opt;
+}
+
 /* The option of task i of the slot. */
 static int route_task(struct run *r, uint64_t i, double rate, double spendable, double committed)
 {
 	const struct sim_config *cfg = r->cfg;
 
-	if (cfg->policy == SIM_DYNAMIC) {
-		const struct dyn_policy *dp = cfg->dyn;
-		double left = rate * (1.0 - r->times[i]) + 1.0;
-		/* With a store the slot need not be balanced on its own: every
-		 * task gets the slot's share, and only the store's level moves
-		 * it. Without one, what earlier tasks of the slot committed is
-		 * what is left. */
-		struct dyn_input in = {
-			.supply_left = r->cap > 0.0 ? spendable / (rate > 1.0 ? rate : 1.0) * left
-						    : spendable - committed,
-			.tasks_left = left,
-			.acc_credit = r->credit,
-			.dither = r->dither,
-		};
-		struct dyn_choice ch;
-		policy_dynamic(dp, &in, &ch);
-		r->dither = ch.dither;
-		r->credit += cfg->opts[ch.opt].acc - dp->acc_target;
-		return ch.opt;
-	}
+	if (cfg->policy == SIM_DYNAMIC)
+		return sim_dynamic_route(cfg->dyn, cfg->opts, &r->dyn, r->times[i], rate, spendable,
+					 committed, !(r->cap > 0.0));
 	if (cfg->how == REALISE_RANDOM) {
 		double u = rng_uniform(&r->route_rng);
 		int k = 0;

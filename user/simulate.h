@@ -91,6 +91,21 @@ const char *sim_check(const struct sim_config *cfg);
 int sim_run(const struct sim_config *cfg, struct sim_summary *out,
 	    struct sim_slot *series, double *option_tasks);
 
+/* What the dynamic policy carries from task to task and slot to slot. */
+struct sim_dyn_state {
+	double credit;			/* sum over served tasks of (acc - a*) */
+	double dither;
+};
+/* Route one task of a slot with the dynamic policy from what a live router
+ * knows when it arrives: the time (fraction t of the slot gone), the
+ * expected arrivals of the whole slot (rate), the supply the slot may spend
+ * and the expected energy of the slot's tasks dispatched before it
+ * (committed). Never the later arrivals or any realised energy. With
+ * storage (balanced 0) every task gets the slot's share of the supply. */
+int sim_dynamic_route(const struct dyn_policy *dp, const struct task_option *opts,
+		      struct sim_dyn_state *st, double t, double rate, double spendable,
+		      double committed, int balanced);
+
 /* Expected arrivals and supply in slot t. */
 double sim_slot_rate(const struct sim_config *cfg, long t);
 double sim_slot_supply(const struct sim_config *cfg, long t);
