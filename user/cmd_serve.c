@@ -20,6 +20,7 @@
 #include "commands.h"
 #include "errbuf.h"
 #include "json_u64.h"
+#include "gpu_top.h"
 #include "measure.h"
 #include "model_stats.h"
 #include "prom.h"
@@ -67,6 +68,8 @@ struct serve {
 	double worker_jpr[SERVE_MAX_WORKERS];	/* mean J/request (2xx), NAN until one */
 	uint64_t worker_ok[SERVE_MAX_WORKERS];
 	uint64_t model_nj[SERVE_MAX_MODELS];	/* attributed since start */
+	uint64_t model_gpu_nj[SERVE_MAX_MODELS];	/* the GPU part of model_nj */
+	bool gpu_active;	/* the GPU part counts: /metrics shows source="gpu" */
 	uint64_t *retried;		/* ids of tries that failed and were retried */
 	size_t n_retried, cap_retried;
 	struct prom_ledger ledger;	/* for /metrics, copied each tick */
@@ -347,8 +350,12 @@ static size_t hook_metrics(void *ud, char *buf, size_t cap)
 	in.have_dropped = s->m != NULL;
 	in.bpf_events_dropped = s->dropped_events;
 	for (size_t i = 0; i < s->cfg.n_models; i++) {
+		/* worker joules include their GPU joules: cpu + gpu = the model's */
+		uint64_t gpu = s->model_gpu_nj[i] < s->model_nj[i] ? s->model_gpu_nj[i] : s->model_nj[i];
+
 		models[i] = (struct prom_model){ .name = s->cfg.models[i].name,
-						 .cpu_joules = attrib_joules(s->model_nj[i]), .gpu_joules = NAN };
+						 .cpu_joules = attrib_joules(s->model_nj[i] - gpu),
+						 .gpu_joules = s->gpu_active ? attrib_joules(gpu) : NAN };
 		if (!model_stats_snapshot(s->ms, i, &snaps[i]))
 			models[i].stats = &snaps[i];
 	}
@@ -531,7 +538,7 @@ static void complete_one(struct serve *s, const struct request_record *r)
 /* Split the tick's joules among the requests, and output those completed. */
 static int tick(struct serve *s, double now)
 {
-	uint64_t worker_nj[SERVE_MAX_WORKERS] = { 0 };
+	uint64_t worker_nj[SERVE_MAX_WORKERS] = { 0 }, worker_gpu_nj[SERVE_MAX_WORKERS] = { 0 };
 	struct request_record done[256];
 	char err[512];
 	size_t n;
@@ -542,12 +549,19 @@ static int tick(struct serve *s, double now)
 			return 1;
 		}
 		for (size_t w = 0; w < s->cfg.n_workers; w++)
-			if (s->target_of[w] >= 0)
+			if (s->target_of[w] >= 0) {
 				worker_nj[w] = measure_workers(s->m)[s->target_of[w]].tick_nj;
+				worker_gpu_nj[w] = gpu_top_worker_tick_nj(measure_gpu(s->m),
+									  (size_t)s->target_of[w]);
+			}
 	}
 	pthread_mutex_lock(&s->lock);
-	for (size_t w = 0; w < s->cfg.n_workers; w++)
+	for (size_t w = 0; w < s->cfg.n_workers; w++) {
 		s->model_nj[s->cfg.workers[w].model] += worker_nj[w];
+		s->model_gpu_nj[s->cfg.workers[w].model] += worker_gpu_nj[w];
+	}
+	if (s->m && gpu_top_active(measure_gpu(s->m)))
+		s->gpu_active = true;
 	if (s->m && measure_ledger(s->m)) {
 		const struct ledger *l = measure_ledger(s->m);
 		const struct ledger_stats *ls = ledger_stats(l);
