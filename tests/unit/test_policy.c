@@ -360,6 +360,43 @@ static void test_dynamic_policy(void **state)
 	assert_true(adjacent);
 }
 
+/* The decision table: priced to the target, cheaper rungs when the slot
+ * is over its supply than when it is under, and the frontier's inverse. */
+static void test_dynamic_table(void **state)
+{
+	(void)state;
+	struct task_option o[16];
+	int n = reference_catalog(o);
+	struct dyn_policy dp = { .acc_target = 0.6, .horizon_tasks = 2000, .max_dip = 0.1 };
+	struct dyn_table t;
+	policy_ladder(o, n, &dp.ladder);
+	for (int k = 0; k < dp.ladder.n; k++)
+		CLOSE(ladder_m_at(&dp.ladder, dp.ladder.acc[k]), dp.ladder.m[k], 1e-9 * dp.ladder.m[k]);
+	assert_int_equal(policy_dynamic_table(&t, &dp.ladder, 0.6, 20, 14882, 0.217 * 3760.0 * 3760.0,
+					      1, 1), 0);
+	CLOSE(t.achieved, 0.6, 1e-3);
+	assert_true(t.price > 0 && t.j_per_acc > 0);
+	dp.table = &t;
+	struct dyn_input rich = { .supply_left = 14882, .tasks_left = 5 };
+	struct dyn_input poor = { .supply_left = -2000, .tasks_left = 5 };
+	struct dyn_choice a, b, c;
+	policy_dynamic(&dp, &rich, &a);
+	policy_dynamic(&dp, &poor, &b);
+	policy_dynamic(&dp, &rich, &c);
+	assert_true(o[a.opt].m > o[b.opt].m);
+	assert_int_equal(a.opt, c.opt);	/* state in, choice out */
+	/* debt makes a slot look richer */
+	struct dyn_input mid = { .supply_left = 14882 * 0.25, .tasks_left = 5 }, owed = mid;
+	owed.acc_credit = -2000 * 0.05;
+	policy_dynamic(&dp, &mid, &a);
+	policy_dynamic(&dp, &owed, &b);
+	assert_true(o[b.opt].m >= o[a.opt].m);
+	policy_dynamic_table_free(&t);
+	/* workloads it does not model are refused, not approximated */
+	assert_int_equal(policy_dynamic_table(&t, &dp.ladder, 0.6, 1e4, 14882, 1e6, 1, 1), -1);
+	assert_null(t.rung);
+}
+
 static void test_large_catalog(void **state)
 {
 	(void)state;
@@ -404,6 +441,7 @@ int main(void)
 		cmocka_unit_test(test_ladder),
 		cmocka_unit_test(test_dynamic_policy),
 		cmocka_unit_test(test_large_catalog),
+		cmocka_unit_test(test_dynamic_table),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
