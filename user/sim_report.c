@@ -173,8 +173,9 @@ static void text_policies(const struct sim_plan *p, const struct sim_headline *h
 			printf("  (the mean-only mix: no lower-volatility mix meets the target here)");
 		printf("\n");
 	}
-	if (isfinite(h->ratio_dyn)) {
-		const struct sim_job *dj = &p->jobs[p->head[SIM_P_DYNAMIC]];
+	const struct sim_job *dj = p->head[SIM_P_DYNAMIC] >= 0 ? &p->jobs[p->head[SIM_P_DYNAMIC]] : NULL;
+	/* a run where no task arrived has no accuracy to compare */
+	if (isfinite(h->ratio_dyn) && isfinite(dj->sum.accuracy) && isfinite(h->at_m->sum.accuracy)) {
 		printf("  dynamic vs mean-only at b* = %.0f J, simulated: cost %.0f vs %.0f = %.4fx, "
 		       "accuracy %.4f vs %.4f\n", h->at_m->level, dj->sum.cost, h->at_m->sum.cost,
 		       h->ratio_dyn, dj->sum.accuracy, h->at_m->sum.accuracy);

@@ -137,6 +137,31 @@ for s in d["sweep"]:
     assert s["accuracy"] >= 0.55 - 0.005, s
 PY
 
+# 4b. the dense reference: budgets = 256..16384 in 16 steps is the list of
+# log-spaced budgets, and at b* the dynamic policy (a live router's
+# knowledge only) costs well under mean-only at the target accuracy
+dense="$ERG_ROOT/scenarios/reference-dense.ini"
+list=$(python3 -c "print(', '.join(str(round(256 * 64 ** (i / 15))) for i in range(16)))")
+sed -e "s/^budgets = .*/budgets = $list/" -e "/^budget_steps/d" "$dense" >"$tmp/dense-list.ini"
+for sc in "$dense" "$tmp/dense-list.ini"; do
+	"$ERG" sim --scenario "$sc" --policy mean,dynamic --slots 20000 --seed 5 --json \
+		>"$tmp/$(basename "$sc").json" 2>"$tmp/dense.err" || { cat "$tmp/dense.err"; fail "$sc exited $?"; }
+done
+"$ERG" sim --scenario "$dense" --slots 10 --quiet | grep -q "64 options" || fail "the range did not give 16 budgets per model"
+python3 - "$tmp/reference-dense.ini.json" "$tmp/dense-list.ini.json" <<'PY' || fail "dense reference checks"
+import json, sys
+d, l = (json.load(open(f)) for f in sys.argv[1:3])
+assert d["critical_supply"] == l["critical_supply"], "range and list differ"
+assert d["dynamic_vs_mean_cost_ratio_simulated"] == l["dynamic_vs_mean_cost_ratio_simulated"]
+pols = {p["policy"]: p for p in d["policies"]}
+ratio = d["dynamic_vs_mean_cost_ratio_simulated"]
+acc = pols["dynamic"]["accuracy"]
+print(f"dense reference at b*: dynamic {pols['dynamic']['cost_at_critical']:.0f} vs mean-only "
+      f"{pols['mean']['cost_at_critical']:.0f} = {ratio:.3f}, accuracy {acc:.4f}")
+assert ratio <= 0.70, f"dynamic/mean-only cost {ratio:.3f} above 0.70"
+assert abs(acc - d["accuracy_target"]) <= 0.002, f"dynamic accuracy {acc}"
+PY
+
 # 5. bad input: exit 2, one line naming file, line and key
 bad() { # name expected-key expected-line sed-script
 	sed "$4" "$ref" >"$tmp/$1.ini"
@@ -153,6 +178,10 @@ scaling_line=$(grep -n "^\[scaling\]" "$ref" | cut -d: -f1)
 params_line=$(grep -n "^params = 8e9" "$ref" | cut -d: -f1)
 bad missing beta "$scaling_line" "/^beta/d"
 bad negative params "$params_line" "s/^params = 8e9/params = -8e9/"
+budgets_line=$(grep -n "^budgets" "$ref" | cut -d: -f1)
+bad backwards_range budgets "$budgets_line" "s/^budgets = .*/budgets = 16384..256/"
+bad word_range budgets "$budgets_line" "s/^budgets = .*/budgets = 256..lots/"
+bad steps budget_steps "$((budgets_line + 1))" "s/^budgets = .*/budgets = 256..16384\nbudget_steps = 40/"
 echo "[sim]" >"$tmp/pol.add"; echo "policy = cheapest" >>"$tmp/pol.add"
 cp "$ref" "$tmp/policy.ini"; cat "$tmp/pol.add" >>"$tmp/policy.ini"
 "$ERG" sim --scenario "$tmp/policy.ini" >/dev/null 2>"$tmp/policy.err"
