@@ -107,22 +107,44 @@ static int on_url(llhttp_t *ll, const char *at, size_t len)
 	return 0;
 }
 
+/* Spans arrive cut wherever the bytes were cut, so the bounds on trailers
+ * and chunk extensions are checked when a field, value or extension ends:
+ * the same byte for any split, so the same error whether llhttp's own
+ * check or this one comes first. Until then the bytes cost time, not memory
+ * (they are not kept), and the client timeout bounds that time. */
 static int count_trailer(struct http_parse *p, size_t len)
 {
 	p->trailer_bytes += len;
+	return 0;
+}
+
+static int check_trailer(struct http_parse *p)
+{
 	if (p->trailer_bytes > p->limits.max_head)
 		return fail(p, 431, "trailer section larger than the head limit");
 	return 0;
+}
+
+static int on_header_field_complete(llhttp_t *ll)
+{
+	struct http_parse *p = of(ll);
+
+	return p->phase != PH_HEAD ? check_trailer(p) : 0;
 }
 
 /* llhttp 8.1 reads chunk extensions without a bound (Node.js fixed that in
  * CVE-2024-22019): bytes that are not body must not be free. */
 static int on_chunk_extension(llhttp_t *ll, const char *at, size_t len)
 {
+	(void)at;
+	of(ll)->ext_bytes += len;
+	return 0;
+}
+
+static int on_chunk_extension_complete(llhttp_t *ll)
+{
 	struct http_parse *p = of(ll);
 
-	(void)at;
-	p->ext_bytes += len;
 	if (p->ext_bytes > p->limits.max_head)
 		return fail(p, 400, "chunk extensions longer than the head limit");
 	return 0;
@@ -173,7 +195,7 @@ static int on_header_value_complete(llhttp_t *ll)
 	struct http_parse *p = of(ll);
 
 	if (p->phase != PH_HEAD)
-		return 0;
+		return check_trailer(p);
 	if (p->nheaders == 0 || p->in_value)
 		return fail(p, 400, "header line without a name");
 	p->in_value = true;
@@ -241,10 +263,13 @@ static const llhttp_settings_t settings = {
 	.on_url = on_url,
 	.on_header_field = on_header_field,
 	.on_header_value = on_header_value,
+	.on_header_field_complete = on_header_field_complete,
 	.on_header_value_complete = on_header_value_complete,
 	.on_headers_complete = on_headers_complete,
 	.on_chunk_extension_name = on_chunk_extension,
 	.on_chunk_extension_value = on_chunk_extension,
+	.on_chunk_extension_name_complete = on_chunk_extension_complete,
+	.on_chunk_extension_value_complete = on_chunk_extension_complete,
 	.on_body = on_body,
 	.on_message_complete = on_message_complete,
 };
@@ -403,7 +428,9 @@ static int status_of(llhttp_errno_t e)
 /* An llhttp error: erg's scan names head problems better when it sees one. */
 static enum http_parse_rc parse_error(struct http_parse *p, llhttp_errno_t e)
 {
-	if (e == HPE_USER && p->err_status)
+	/* one of erg's checks failed: a data callback's HPE_USER, or the
+	 * code llhttp gives a *_complete callback's refusal */
+	if (p->err_status)
 		return HTTP_PARSE_ERR;
 	if (p->phase == PH_HEAD) {
 		const char *bad = scan_lines(p);
