@@ -27,6 +27,8 @@
 #define MAX_HEAD 16384
 #define LINGER_S 2.0			/* wait for the client's end after an error */
 #define KEEP_BUF 16384			/* buffers larger than this are freed when idle */
+#define CQE_BATCH 32			/* completions handled before what they made is submitted:
+					 * the first answer of a long batch does not wait for the last */
 
 double proxy_now(void)
 {
@@ -814,6 +816,28 @@ static void on_cqe(struct thread *t, struct io_uring_cqe *cqe)
 	conn_put(c);
 }
 
+/* Handle at most CQE_BATCH completions (a full batch: more may be waiting);
+ * then free the connections they ended. */
+static unsigned reap(struct thread *t)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	io_uring_for_each_cqe(&t->ring, head, cqe) {
+		on_cqe(t, cqe);
+		if (++n == CQE_BATCH)
+			break;
+	}
+	io_uring_cq_advance(&t->ring, n);
+	while (t->dead) {
+		struct conn *c = t->dead;
+
+		t->dead = c->dead_next;
+		conn_free(c);
+	}
+	return n;
+}
+
 static void *thread_main(void *arg)
 {
 	struct thread *t = arg;
@@ -828,24 +852,13 @@ static void *thread_main(void *arg)
 	arm_accept(t);
 	arm_tick(t);
 	while (!atomic_load(&p->stop)) {
-		struct io_uring_cqe *cqe;
-		unsigned head, n = 0;
 		int rc = io_uring_submit_and_wait(&t->ring, 1);
 
 		if (rc < 0 && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
 			break;
 		t->now = proxy_now();
-		io_uring_for_each_cqe(&t->ring, head, cqe) {
-			on_cqe(t, cqe);
-			n++;
-		}
-		io_uring_cq_advance(&t->ring, n);
-		while (t->dead) {
-			struct conn *c = t->dead;
-
-			t->dead = c->dead_next;
-			conn_free(c);
-		}
+		while (reap(t) == CQE_BATCH)
+			io_uring_submit(&t->ring);	/* answers made so far go out now */
 	}
 	return NULL;
 }

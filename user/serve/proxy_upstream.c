@@ -176,6 +176,7 @@ void upstream_dispatch(struct conn *c)
 		}
 		r->pub.worker = w;
 		r->pub.status = 0;
+		r->pub.broken = false;	/* a failed try before this one was broken, not this */
 		r->pub.first_byte_s = 0;
 		r->trying = true;
 		r->got_bytes = r->head_sent = false;
