@@ -291,9 +291,13 @@ static void hook_end(void *ud, const struct proxy_request *r)
 	double latency = r->end_s - r->start_s, ttfb = r->first_byte_s > 0 ? r->first_byte_s - r->start_s : 0;
 
 	if (r->worker >= 0 && r->id && !(r->id & PROXY_OWN_ID_BIT)) {
+		/* a response the worker broke off (the client got its 2xx head
+		 * and a cut stream) is logged and counted as the 502 it is */
+		int status = r->broken && r->status / 100 == 2 ? 502 : r->status;
+
 		if (r->retried)
 			remember_retried(s, r->id);
-		request_energy_end(s->re, r->id, r->end_s, r->status, r->bytes_in, r->bytes_out, ttfb, latency);
+		request_energy_end(s->re, r->id, r->end_s, status, r->bytes_in, r->bytes_out, ttfb, latency);
 		return;
 	}
 	/* answered by erg: no worker, no joules, but a line and a count */

@@ -8,6 +8,7 @@ python3 serve_backend.py PORT NAME
     otherwise       -> JSON {"worker": NAME, "model": ..., "body_sha256": ...,
                        "body_len": ..., "headers": {...}}
     "delay_s": s    -> wait s before answering
+    "burn_s": s     -> spend s of CPU time before answering (energy to measure)
   GET /health       -> 200
 Prints "ready PORT" once listening."""
 import hashlib
@@ -58,6 +59,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         if req.get("delay_s"):
             time.sleep(float(req["delay_s"]))
+        if req.get("burn_s"):
+            end = time.process_time() + float(req["burn_s"])
+            while time.process_time() < end:
+                pass
         if req.get("stream"):
             self.stream(req)
             return
