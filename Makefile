@@ -60,7 +60,7 @@ all: check-deps $(OUT)/erg $(FIXT_BINS) $(EXTRA_BINS)
 # Debian 12 packages erg builds and tests with; `make deps` installs them.
 DEB_PKGS := clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev pkg-config \
             liburing-dev libcjson-dev libinih-dev libcmocka-dev node-llhttp libclang-rt-dev \
-            make gcc python3 util-linux git curl wrk nginx-light stress-ng
+            make gcc python3 python3-prometheus-client util-linux git curl wrk nginx-light stress-ng
 deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root (it calls apt-get install)"; exit 2; fi
 	$(Q)DEBIAN_FRONTEND=noninteractive apt-get update -qq
