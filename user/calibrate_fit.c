@@ -1,4 +1,4 @@
-/* THEORY §1 fit for erg calibrate. */
+/* docs/theory.md §1 fit for erg calibrate. */
 #include <math.h>
 #include "calibrate_fit.h"
 

@@ -1,4 +1,4 @@
-/* erg calibrate's fit: THEORY §1's J/token = 2N/eta across the measured
+/* erg calibrate's fit: docs/theory.md §1's J/token = 2N/eta across the measured
  * models, and the accuracy target they can meet. Pure functions. */
 #ifndef ERG_CALIBRATE_FIT_H
 #define ERG_CALIBRATE_FIT_H
@@ -12,7 +12,7 @@
  * R^2. 0 ok, -1 when the measurements give no positive finite eta. */
 int cal_fit_eta(const struct cal_worker *ws, size_t n, double *eta, double *r2);
 
-/* The accuracy target the calibrated models can meet (THEORY §1): the
+/* The accuracy target the calibrated models can meet (docs/theory.md §1): the
  * base's if the best option reaches it, else halfway between the worst and
  * the best option, so erg sim has a routing choice to make. Sets *lowered
  * when it differs from the base's. */

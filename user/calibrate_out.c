@@ -5,7 +5,7 @@
 #include "calibrate_out.h"
 #include "theory.h"
 
-/* Without a base: THEORY §1 defaults, as in scenarios/reference.ini. */
+/* Without a base: docs/theory.md §1 defaults, as in scenarios/reference.ini. */
 static const double default_budgets[] = { 256, 1024, 4096, 16384 };
 #define DEFAULT_TARGET 0.60
 

@@ -12,7 +12,7 @@
 #include "scenario.h"
 
 /* What the written scenario inherits: the base's scaling, budgets and
- * accuracy target, or THEORY §1 defaults without a base. */
+ * accuracy target, or docs/theory.md §1 defaults without a base. */
 struct cal_base {
 	const char *path;		/* NULL: no base file */
 	struct scaling_params sp;

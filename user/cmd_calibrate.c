@@ -1,5 +1,5 @@
 /* erg calibrate: measure joules per generated token of each model worker
- * from erg's own attribution, fit the effective FLOP/J eta of THEORY §1
+ * from erg's own attribution, fit the effective FLOP/J eta of docs/theory.md §1
  * (J/token = 2N/eta) across models, and write the measured table as an
  * erg sim scenario. The parts: calibrate_args (the command line),
  * calibrate_fit (the fit), calibrate_out (scenario and JSON); this file

@@ -1,4 +1,4 @@
-/* erg ledger: summarise or replay a supply-ledger journal (THEORY §3-§4).
+/* erg ledger: summarise or replay a supply-ledger journal (docs/theory.md §3-§4).
  * Reads only; the file is never changed. */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -20,7 +20,7 @@ static void usage(FILE *out)
 		"Summarise the supply-ledger journal FILE written by 'erg top --journal FILE':\n"
 		"slots, total demand, supply, auxiliary energy and waste, per-slot mean and\n"
 		"sigma, the regime (over-supplied, critical or under-supplied: a drift test of\n"
-		"mean(b-D) against 2 standard errors, THEORY §4) with its evidence, and the\n"
+		"mean(b-D) against 2 standard errors, docs/theory.md §4) with its evidence, and the\n"
 		"journal's integrity: damaged records (checksum fails, or impossible values\n"
 		"such as a NaN or negative slot length) are reported with their byte\n"
 		"offsets, skipped and not trusted; only a torn last record (a write cut\n"
@@ -124,7 +124,7 @@ static void visit_run(struct reader_ctx *c, const struct journal_record *rec)
 }
 
 /* A slot, printed with --replay. One that passes its checksum but not
- * THEORY §3's identity or the storage bounds is counted as inconsistent and
+ * docs/theory.md §3's identity or the storage bounds is counted as inconsistent and
  * left out. */
 static void visit_slot(struct reader_ctx *c, const struct journal_record *rec)
 {

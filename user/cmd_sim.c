@@ -1,5 +1,5 @@
 /* erg sim: the offline theory engine. Loads a scenario, finds the critical
- * supply and each policy's routing mix (THEORY §1-§5), simulates every
+ * supply and each policy's routing mix (docs/theory.md §1-§5), simulates every
  * (supply level, policy) pair and prints simulated and closed-form results
  * side by side, as text, JSON or an SVG chart. The parts: sim_args (the
  * command line), sim_plan (the model and the jobs), sim_pool (the runs),

@@ -138,7 +138,7 @@ static bool header_plausible(uint16_t type, uint16_t len)
 static bool finite_nonneg(double v) { return isfinite(v) && v >= 0; }
 
 /* Fields no ledger writes: a record with them is damage even when its
- * checksum matches (THEORY §3's identity is checked by the ledger). */
+ * checksum matches (docs/theory.md §3's identity is checked by the ledger). */
 static bool slot_possible(const struct journal_slot *s)
 {
 	const struct slot_outcome *o = &s->out;

@@ -1,4 +1,4 @@
-/* Append-only journal of the supply ledger (THEORY §3): one checksummed
+/* Append-only journal of the supply ledger (docs/theory.md §3): one checksummed
  * record per closed slot, and one run record with the ledger's configuration
  * each time a ledger opens the file.
  *

@@ -1,5 +1,5 @@
-/* The live supply ledger: slots, settlement (THEORY §3), moments (THEORY §2)
- * and the drift test of the critical regime (THEORY §4). */
+/* The live supply ledger: slots, settlement (docs/theory.md §3), moments (docs/theory.md §2)
+ * and the drift test of the critical regime (docs/theory.md §4). */
 #include "ledger.h"
 #include "cli.h"
 #include "errbuf.h"
@@ -123,7 +123,7 @@ const char *ledger_regime_name(enum ledger_regime r)
 	}
 }
 
-/* THEORY §4: the sign of the drift delta = b - mu decides the regime; with
+/* docs/theory.md §4: the sign of the drift delta = b - mu decides the regime; with
  * only samples of b - D we call it nonzero when the mean is more than
  * LEDGER_DRIFT_Z standard errors from 0. */
 static void drift_test(struct ledger_stats *s)
@@ -448,7 +448,7 @@ static double slot_end(const struct ledger *l)
 	return l->t0 + (double)(l->run_slots + 1) * l->slot_s;
 }
 
-/* Settle the open slot (THEORY §3.1/§3.2), fold it into the moments and
+/* Settle the open slot (docs/theory.md §3.1/§3.2), fold it into the moments and
  * journal it. sync: this is the last slot a call closes; slots closed
  * together (after a long tick) share one fsync, which makes them durable
  * at the same moment as one fsync each would. */

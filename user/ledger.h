@@ -1,8 +1,8 @@
-/* The live supply ledger (THEORY §3, §4): measured demand is entered as it
+/* The live supply ledger (docs/theory.md §3, §4): measured demand is entered as it
  * happens, time is cut into slots, and each closed slot is settled against
  * the baseline supply and optional storage (supply_step), folded into
  * running first and second moments, tested for drift (the regime of
- * THEORY §4) and appended to the journal. No output of its own: callers
+ * docs/theory.md §4) and appended to the journal. No output of its own: callers
  * format it with ledger_format_lines / ledger_add_json.
  *
  * Typical use (erg top):
@@ -27,7 +27,7 @@ struct cJSON;
 struct ledger_config {
 	double supply_watts;		/* constant baseline supply b/slot_s, W */
 	const char *supply_trace;	/* CSV trace (supply_trace.h) instead, or NULL */
-	double storage_joules;		/* storage capacity C; 0 = none (THEORY §3.1) */
+	double storage_joules;		/* storage capacity C; 0 = none (docs/theory.md §3.1) */
 	double slot_s;			/* slot length, s (default 1) */
 	const char *journal_path;	/* append-only journal, or NULL */
 	bool fsync;			/* fsync the journal after every slot (default on) */
@@ -41,7 +41,7 @@ struct ledger_config {
 
 /* The ledger options, for a command's --help. */
 #define LEDGER_OPTIONS_HELP \
-	"supply ledger (THEORY §3-§4; enabled by --supply-watts or --supply-trace):\n" \
+	"supply ledger (docs/theory.md §3-§4; enabled by --supply-watts or --supply-trace):\n" \
 	"  --supply-watts W       constant baseline supply, watts\n" \
 	"  --supply-trace CSV     baseline supply from a \"seconds,watts\" CSV trace\n" \
 	"                         (interpolated, repeats after its last row)\n" \
@@ -102,7 +102,7 @@ struct ledger_stats {
 	double total_demand, total_supply, total_aux, total_waste;
 	struct ledger_moments demand, supply, aux, waste;
 	struct ledger_moments drift;	/* b - D per slot */
-	/* The drift test (THEORY §4): z = mean(b-D) / SE. SE is the standard
+	/* The drift test (docs/theory.md §4): z = mean(b-D) / SE. SE is the standard
 	 * error of the mean, widened by sqrt((1+r)/(1-r)) for the lag-1
 	 * autocorrelation r of b-D (clamped to [0, 0.9]) because requests
 	 * that span slots make neighbouring slots alike. */
@@ -119,7 +119,7 @@ void ledger_stats_add(struct ledger_stats *s, const struct slot_outcome *o);
 const char *ledger_regime_name(enum ledger_regime r);
 /* Adds slots, last, total, mean, sigma, regime and drift fields to obj. */
 void ledger_stats_add_json(const struct ledger_stats *s, struct cJSON *obj);
-/* Whether a journaled slot is one the ledger could have settled (THEORY
+/* Whether a journaled slot is one the ledger could have settled (docs/theory.md
  * §3): finite, non-negative energies, A - W = D - b + (S' - S) and
  * 0 <= S' <= capacity. Slots that fail are not trusted. */
 bool ledger_slot_valid(const struct journal_slot *s, double capacity_j);

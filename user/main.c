@@ -14,8 +14,8 @@ struct command {
 static const struct command commands[] = {
 	{ "top",    cmd_top,    "attach to running inference workers and print per-model energy live" },
 	{ "serve",  cmd_serve,  "proxy OpenAI-style requests to the model workers on io_uring, measuring each request" },
-	{ "sim",    cmd_sim,    "simulate supply, demand and routing policies from a scenario (THEORY §1-§5)" },
-	{ "calibrate", cmd_calibrate, "measure J/token per model worker, fit eta (THEORY §1), write a scenario" },
+	{ "sim",    cmd_sim,    "simulate supply, demand and routing policies from a scenario (docs/theory.md §1-§5)" },
+	{ "calibrate", cmd_calibrate, "measure J/token per model worker, fit eta (docs/theory.md §1), write a scenario" },
 	{ "ledger", cmd_ledger, "summarise or replay a supply-ledger journal written by erg top --journal" },
 };
 

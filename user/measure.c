@@ -291,7 +291,7 @@ int measure_tick(struct measure *m, double now_s, char *err, size_t errlen)
 	t->tick_total_nj = in.total_nj;
 	split_requests(m, now_s);
 	sum_rows(m);
-	/* THEORY §3: the service's demand is the energy of the tracked workers */
+	/* docs/theory.md §3: the service's demand is the energy of the tracked workers */
 	if (m->ledger && ledger_add_demand(m->ledger, now_s, attrib_joules(res.attributed_nj)))
 		fprintf(stderr, "%s: ledger: %s\n", m->prog, ledger_error(m->ledger));
 	t->dropped_events = m->socks ? sock_tracker_dropped(m->socks) : 0;

@@ -1,4 +1,4 @@
-/* THEORY §5: mean-only and variance-aware optimisers, the deterministic mix
+/* docs/theory.md §5: mean-only and variance-aware optimisers, the deterministic mix
  * realiser and the dynamic ledger-feedback policy. */
 #include <math.h>
 #include <stdlib.h>
@@ -69,11 +69,11 @@ static int storage_priced(const struct policy_problem *pb)
 
 double policy_volatility_cost(const struct policy_problem *pb, double sigma)
 {
-	if (!storage_priced(pb))	/* THEORY §4.2 */
+	if (!storage_priced(pb))	/* docs/theory.md §4.2 */
 		return theory_newsvendor_kappa(pb->c_a, pb->c_w) * sigma;
-	if (isinf(pb->storage))		/* THEORY §4.4: per-slot cost vanishes */
+	if (isinf(pb->storage))		/* docs/theory.md §4.4: per-slot cost vanishes */
 		return 0.0;
-	/* THEORY §4.3 at delta = 0: aux = waste = sigma^2 / (2 C'), slotted C' */
+	/* docs/theory.md §4.3 at delta = 0: aux = waste = sigma^2 / (2 C'), slotted C' */
 	double c = pb->storage + 2.0 * THEORY_OVERSHOOT * sigma;
 	return (pb->c_a + pb->c_w) * sigma * sigma / (2.0 * c);
 }

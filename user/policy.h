@@ -1,8 +1,8 @@
-/* Routing policies of THEORY §5. Pure functions of their inputs.
+/* Routing policies of docs/theory.md §5. Pure functions of their inputs.
  *
  * A policy is a mix p over execution options (model, budget). Slot demand
  * has mean mu(p) = E[n] m.p and variance
- *   REALISE_RANDOM: E[n] s.p + (Var(n) - E[n]) (m.p)^2   (THEORY §2/§5; for
+ *   REALISE_RANDOM: E[n] s.p + (Var(n) - E[n]) (m.p)^2   (docs/theory.md §2/§5; for
  *                   Poisson arrivals this is lambda s.p, concave in p)
  *   REALISE_SWRR:   E[n] v.p + Var(n) (m.p)^2            (between-option
  *                   variance removed by the deterministic realiser)
@@ -34,7 +34,7 @@ struct policy_problem {
 	enum realiser how;		/* which variance the mix will have */
 	double c_e;			/* price of a joule of mean demand */
 	double c_a, c_w;		/* prices of auxiliary energy and of waste */
-	double storage;			/* C > 0: price volatility by THEORY §4.3 */
+	double storage;			/* C > 0: price volatility by docs/theory.md §4.3 */
 };
 
 /* mu (J/slot), Var(D) (J^2) and accuracy of a mix. */
@@ -43,8 +43,8 @@ void policy_mix_moments(const struct policy_problem *pb, const struct mix *mx,
 void policy_dense_moments(const struct policy_problem *pb, const double *p,
 			  double *mu, double *var, double *acc);
 /* The price of volatility R(sigma) per slot at the critical point:
- * kappa sigma with kappa = (c_a+c_w) phi(Phi^-1(c_a/(c_a+c_w))) (THEORY §4.2),
- * or (c_a+c_w) sigma^2 / (2 (C + 2*0.5826 sigma)) with storage C (THEORY §4.3),
+ * kappa sigma with kappa = (c_a+c_w) phi(Phi^-1(c_a/(c_a+c_w))) (docs/theory.md §4.2),
+ * or (c_a+c_w) sigma^2 / (2 (C + 2*0.5826 sigma)) with storage C (docs/theory.md §4.3),
  * or 0 with unlimited storage. */
 double policy_volatility_cost(const struct policy_problem *pb, double sigma);
 /* The variance-aware objective c_e mu(p) + R(sigma(p)). */
@@ -59,7 +59,7 @@ int policy_mean_only(const struct policy_problem *pb, struct mix *out);
 int policy_variance_aware(const struct policy_problem *pb, struct mix *out);
 
 /* Smooth weighted round robin: realises weights deterministically, every
- * prefix of the sequence within one task of its share (THEORY §5). */
+ * prefix of the sequence within one task of its share (docs/theory.md §5). */
 #define SWRR_MAX 64
 struct swrr {
 	int n;
@@ -73,7 +73,7 @@ int swrr_init(struct swrr *rr, const int *opt, const double *w, int n);
 int swrr_init_mix(struct swrr *rr, const struct mix *mx);
 int swrr_next(struct swrr *rr);
 
-/* Dynamic ledger-feedback policy (THEORY §5). The ladder is the efficient
+/* Dynamic ledger-feedback policy (docs/theory.md §5). The ladder is the efficient
  * frontier of the catalog: accuracy as a concave, increasing function of
  * mean energy per task. Surplus buys rungs up (accuracy up), shortage moves
  * down, and an accuracy credit keeps the long-run accuracy at the target. */

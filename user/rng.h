@@ -1,5 +1,5 @@
 /* Seedable pseudo-random numbers for the slot simulator (erg sim): xoshiro256**
- * seeded through splitmix64, and the distributions THEORY §1-§2 needs:
+ * seeded through splitmix64, and the distributions docs/theory.md §1-§2 needs:
  * normal and lognormal reasoning lengths, Poisson and over-dispersed
  * (gamma-Poisson, i.e. negative binomial) task arrivals. Same seed, same
  * stream, on every platform. */

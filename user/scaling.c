@@ -1,4 +1,4 @@
-/* THEORY §1 (per-task cost of an execution option) and §2 (slot variance). */
+/* docs/theory.md §1 (per-task cost of an execution option) and §2 (slot variance). */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
@@ -8,13 +8,13 @@
 double scaling_intercept(const struct scaling_params *sp, double params)
 {
 	/* Compute-optimal training makes C_train = 120 N^2, so an intercept
-	 * linear in ln N is linear in ln C_train too (THEORY §1). */
+	 * linear in ln N is linear in ln C_train too (docs/theory.md §1). */
 	return sp->a0 + sp->a1 * log(params);
 }
 
 double scaling_accuracy(const struct scaling_params *sp, double params, double budget)
 {
-	/* THEORY §1: acc_k(T) = min(a_max, alpha_k + beta ln T); an accuracy
+	/* docs/theory.md §1: acc_k(T) = min(a_max, alpha_k + beta ln T); an accuracy
 	 * is also never below zero. */
 	double a = scaling_intercept(sp, params) + sp->beta * log(budget);
 
@@ -27,7 +27,7 @@ double scaling_joules_per_token(const struct scaling_params *sp, const struct mo
 {
 	if (m->joules_per_token > 0.0)
 		return m->joules_per_token;
-	/* about 2 N FLOPs per token at eta FLOP/J (THEORY §1) */
+	/* about 2 N FLOPs per token at eta FLOP/J (docs/theory.md §1) */
 	return 2.0 * m->params / sp->eta;
 }
 
@@ -96,7 +96,7 @@ void scaling_decompose(const struct task_option *opts, int n, const double *p,
 		if (opts[i].model > max_model)
 			max_model = opts[i].model;
 	}
-	/* Law of total variance over (model, budget), THEORY §2: between models,
+	/* Law of total variance over (model, budget), docs/theory.md §2: between models,
 	 * between budgets within a model, and within an option. Two passes per
 	 * model keep the differences small before squaring. */
 	double between_models = 0.0, within_models = 0.0;

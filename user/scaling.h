@@ -1,5 +1,5 @@
-/* The scaling-law cost model of THEORY §1 and the variance decomposition of
- * THEORY §2. Pure functions, no I/O.
+/* The scaling-law cost model of docs/theory.md §1 and the variance decomposition of
+ * docs/theory.md §2. Pure functions, no I/O.
  *
  * A model k has N_k parameters. Its accuracy with a reasoning budget of T
  * tokens is acc_k(T) = clamp(alpha_k + beta ln T, 0, a_max) with the intercept
@@ -71,13 +71,13 @@ struct arrival_moments {
 	double var;
 };
 
-/* How a mix is realised task by task (THEORY §5). REALISE_SWRR assigns
+/* How a mix is realised task by task (docs/theory.md §5). REALISE_SWRR assigns
  * options deterministically so each slot's counts track the weights and the
  * between-option variance drops out; REALISE_RANDOM draws each task's option
- * independently, as the law of total variance of THEORY §2 assumes. */
+ * independently, as the law of total variance of docs/theory.md §2 assumes. */
 enum realiser { REALISE_SWRR = 0, REALISE_RANDOM = 1 };
 
-/* THEORY §2 for a mix p (dense, one weight per option, summing to 1). All
+/* docs/theory.md §2 for a mix p (dense, one weight per option, summing to 1). All
  * variances are of slot demand D, J^2. time + models + exec_choice +
  * exec_noise == total. Under REALISE_SWRR the models and exec_choice parts
  * are zero and `removed` says how much random routing would have added. */

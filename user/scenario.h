@@ -1,5 +1,5 @@
 /* erg sim scenario files: INI (libinih) describing the model catalog
- * (THEORY §1), the workload (§2), the supply and storage (§3), the prices
+ * (docs/theory.md §1), the workload (§2), the supply and storage (§3), the prices
  * (§4) and the run. The format is documented in docs/sim.md. Every error
  * names the file, the line and the key. */
 #ifndef ERG_SCENARIO_H

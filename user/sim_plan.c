@@ -21,7 +21,7 @@ static void apply_args(struct scenario *sc, const struct sim_args *a)
 		sc->how = a->realiser == 1 ? REALISE_RANDOM : REALISE_SWRR;
 }
 
-/* The moments of both static mixes, the critical supply and the THEORY §2
+/* The moments of both static mixes, the critical supply and the docs/theory.md §2
  * shares. 0 ok, 2 with err. */
 static int plan_mixes(struct sim_plan *p, char *err, size_t errlen)
 {
@@ -70,7 +70,7 @@ static void plan_costs(struct sim_plan *p)
 
 	p->vol_ref = policy_volatility_cost(&p->pb, p->sigma_ref);
 	p->vol_v = policy_volatility_cost(&p->pb, p->sigma_v);
-	if (isinf(sc->storage)) {	/* THEORY §4.4 over the run, per slot */
+	if (isinf(sc->storage)) {	/* docs/theory.md §4.4 over the run, per slot */
 		p->vol_ref = sc->c_a * theory_unlimited_aux_total(p->sigma_ref, sc->slots, 1) / sc->slots;
 		p->vol_v = sc->c_a * theory_unlimited_aux_total(p->sigma_v, sc->slots, 1) / sc->slots;
 		/* the dynamic policy keeps a buffer of a few sigma instead of
@@ -125,7 +125,7 @@ static int plan_levels(struct sim_plan *p, const struct sim_args *a, char *err, 
 	return 0;
 }
 
-/* The variance-aware mix under mu <= level (THEORY §5). Below the least
+/* The variance-aware mix under mu <= level (docs/theory.md §5). Below the least
  * mean that meets the target no mix satisfies it; the least violation is
  * the mean-only mix. */
 static void variance_job(const struct sim_plan *p, struct sim_job *j, double level)

@@ -1,6 +1,6 @@
 /* What erg sim runs: from a loaded scenario and the command line, the
  * model's answer (moments, each policy's mix, the critical supply b*, the
- * variance shares, the volatility-limited cost; THEORY §1-§5), the supply
+ * variance shares, the volatility-limited cost; docs/theory.md §1-§5), the supply
  * levels, and one simulation job per (level, policy) plus each policy at its
  * own critical point. */
 #ifndef ERG_SIM_PLAN_H
@@ -40,7 +40,7 @@ struct sim_plan {
 	double mu_ref, var_ref, acc_ref, sigma_ref;	/* mean-only mix */
 	double mu_v, var_v, acc_v, sigma_v;		/* variance-aware mix */
 	double bstar;			/* critical supply = mu_ref */
-	struct var_decomp vd;		/* THEORY §2 shares of the mean-only mix */
+	struct var_decomp vd;		/* docs/theory.md §2 shares of the mean-only mix */
 	double vol_ref, vol_v;		/* volatility-limited cost at each critical point */
 	struct dyn_policy dyn;		/* jobs point here: the plan must not move */
 	struct dyn_table table;		/* dyn.table points here when it applies */

@@ -56,8 +56,8 @@ void sim_headline_make(const struct sim_plan *p, double elapsed_s, struct sim_he
 		snprintf(h->storage_desc, sizeof(h->storage_desc), "storage %.0f J", sc->storage);
 	h->arrivals_desc = sc->arrivals.kind == ARRIVALS_TRACE ? "rate trace" :
 			   sc->arrivals.kind == ARRIVALS_OVERDISPERSED ? "over-dispersed" : "Poisson";
-	h->theory_desc = sc->storage == 0.0 ? "THEORY §4.1" :
-			 isinf(sc->storage) ? "THEORY §4.4" : "THEORY §4.3, slotted";
+	h->theory_desc = sc->storage == 0.0 ? "docs/theory.md §4.1" :
+			 isinf(sc->storage) ? "docs/theory.md §4.4" : "docs/theory.md §4.3, slotted";
 }
 
 static int not_finite(const char *what, double v, const char *path, char *err, size_t errlen)
@@ -130,10 +130,10 @@ static void text_answer(const struct sim_plan *p, const struct sim_headline *h)
 		       sim_fmt(a[3], sizeof(a[3]), theory_newsvendor_cost(p->sigma_ref, sc->c_a, sc->c_w), 0, 0));
 	else if (isinf(sc->storage))
 		printf("Volatility-limited cost at b*: c_a sigma sqrt(2H/pi) / H = %s per slot over H = %ld slots "
-		       "(THEORY §4.4)\n", sim_fmt(a[0], sizeof(a[0]), p->vol_ref, 0, 1), sc->slots);
+		       "(docs/theory.md §4.4)\n", sim_fmt(a[0], sizeof(a[0]), p->vol_ref, 0, 1), sc->slots);
 	else
 		printf("Volatility-limited cost at b*: (c_a+c_w) sigma^2 / (2 (C + %.3f sigma)) = %s per slot "
-		       "(THEORY §4.3)\n", 2.0 * THEORY_OVERSHOOT, sim_fmt(a[0], sizeof(a[0]), p->vol_ref, 0, 1));
+		       "(docs/theory.md §4.3)\n", 2.0 * THEORY_OVERSHOOT, sim_fmt(a[0], sizeof(a[0]), p->vol_ref, 0, 1));
 	if (sc->supply_trace)
 		printf("  (for a constant supply at b*; the supply trace adds its own swings)\n");
 	double tot = p->vd.total > 0.0 ? p->vd.total : 1.0;

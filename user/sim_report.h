@@ -17,7 +17,7 @@ struct sim_headline {
 	int same;			/* the two static mixes are one */
 	char storage_desc[64];		/* "no storage", "storage 5000 J", ... */
 	const char *arrivals_desc;	/* "Poisson", ... */
-	const char *theory_desc;	/* "THEORY §4.1", ... */
+	const char *theory_desc;	/* "docs/theory.md §4.1", ... */
 	double elapsed_s;
 };
 

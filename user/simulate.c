@@ -1,4 +1,4 @@
-/* The slot simulator (THEORY §1-§5). */
+/* The slot simulator (docs/theory.md §1-§5). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,7 +191,7 @@ static int run_init(struct run *r, const struct sim_config *cfg)
 			r->y_term += cfg->mix.w[i] * o->v;
 			r->acc_bar += cfg->mix.w[i] * o->acc;
 		}
-		/* per-task variance left in D beyond the arrival count (THEORY §2) */
+		/* per-task variance left in D beyond the arrival count (docs/theory.md §2) */
 		if (cfg->how == REALISE_RANDOM)
 			r->y_term = s - r->x_bar * r->x_bar;
 	}
@@ -342,7 +342,7 @@ static void account_slot(struct run *r, long t, uint64_t n, double rate, double 
 	}
 }
 
-/* The closed forms of THEORY §4 that apply to a static mix's run. */
+/* The closed forms of docs/theory.md §4 that apply to a static mix's run. */
 static void run_theory(const struct run *r, struct sim_summary *out)
 {
 	const struct sim_config *cfg = r->cfg;
@@ -358,15 +358,15 @@ static void run_theory(const struct run *r, struct sim_summary *out)
 	out->sigma_theory = sqrt(r->th_var / N + (vm > 0.0 ? vm : 0.0));
 	double sd = sqrt(r->th_var / N);
 	double delta = out->supply - out->mu_theory;
-	if (r->cap == 0.0) {			/* THEORY §4.1, slot by slot */
+	if (r->cap == 0.0) {			/* docs/theory.md §4.1, slot by slot */
 		out->aux_theory = r->th_aux / N;
 		out->waste_theory = r->th_waste / N;
-	} else if (!r->varying && isfinite(r->cap)) {	/* THEORY §4.3 */
+	} else if (!r->varying && isfinite(r->cap)) {	/* docs/theory.md §4.3 */
 		out->aux_theory = theory_storage_aux(delta, sd, r->cap, 1);
 		out->waste_theory = theory_storage_waste(delta, sd, r->cap, 1);
 	} else if (!r->varying && fabs(delta) <= 1e-9 * (sd + fabs(out->mu_theory))
 		   && cfg->supply.initial <= 0.0) {
-		/* THEORY §4.4: unlimited storage from empty at delta = 0 */
+		/* docs/theory.md §4.4: unlimited storage from empty at delta = 0 */
 		out->aux_theory = theory_unlimited_aux_total(sd, N, 1) / N;
 		out->waste_theory = 0.0;
 	}

@@ -1,4 +1,4 @@
-/* Slot simulator for erg sim (THEORY §1-§5): tasks arrive per slot (Poisson,
+/* Slot simulator for erg sim (docs/theory.md §1-§5): tasks arrive per slot (Poisson,
  * over-dispersed or from a rate trace), each is routed by a policy, its
  * energy drawn from the option's capped-lognormal reasoning length, and the
  * slot's demand is entered against the supply (constant or a trace) with

@@ -1,4 +1,4 @@
-/* THEORY §3: one ledger slot, demand against baseline supply and storage. */
+/* docs/theory.md §3: one ledger slot, demand against baseline supply and storage. */
 #include "supply.h"
 
 void supply_step(double demand, double supply, double capacity, double *storage,

@@ -1,4 +1,4 @@
-/* One slot of the supply ledger, THEORY §3: demand against baseline supply,
+/* One slot of the supply ledger, docs/theory.md §3: demand against baseline supply,
  * with optional storage. Pure arithmetic, shared by the live ledger and the
  * offline simulator (erg sim). */
 #ifndef ERG_SUPPLY_H
@@ -12,7 +12,7 @@ struct slot_outcome {
 	double storage;		/* S_{t+1}, after the slot */
 };
 
-/* THEORY §3.1 (capacity 0) and §3.2 (capacity C > 0):
+/* docs/theory.md §3.1 (capacity 0) and §3.2 (capacity C > 0):
  * S' = clip(S + b - D, 0, C); what is clipped at 0 is auxiliary, at C waste.
  * *storage is S on entry and S' on return. Always aux - waste = D - b + (S' - S). */
 void supply_step(double demand, double supply, double capacity, double *storage,

@@ -1,4 +1,4 @@
-/* Supply traces (THEORY §3): piecewise-linear watts over one period,
+/* Supply traces (docs/theory.md §3): piecewise-linear watts over one period,
  * repeated. Integrals come from a cumulative table, so a slot's joules cost
  * two binary searches however long the run. */
 #include <math.h>

@@ -1,4 +1,4 @@
-/* Baseline supply over time (THEORY §3): a constant, or a CSV trace such as a
+/* Baseline supply over time (docs/theory.md §3): a constant, or a CSV trace such as a
  * solar day. CSV: optional header line (a first row with no number in it,
  * e.g. "seconds,watts"), then "seconds,watts" rows with increasing seconds;
  * '#' starts a comment. Every number must be finite and in range (seconds 0

@@ -1,4 +1,4 @@
-/* THEORY §4.1-§4.4 closed forms. */
+/* docs/theory.md §4.1-§4.4 closed forms. */
 #include <math.h>
 #include "theory.h"
 
@@ -49,7 +49,7 @@ double theory_aux_gauss(double mu, double sigma, double b)
 	if (!(sigma > 0.0))
 		return mu > b ? mu - b : 0.0;
 	double z = (b - mu) / sigma;
-	/* E[(D-b)^+] = sigma (phi(z) - z (1 - Phi(z))), THEORY §4.1 */
+	/* E[(D-b)^+] = sigma (phi(z) - z (1 - Phi(z))), docs/theory.md §4.1 */
 	return sigma * (norm_pdf(z) - z * norm_cdf(-z));
 }
 
@@ -58,7 +58,7 @@ double theory_waste_gauss(double mu, double sigma, double b)
 	if (!(sigma > 0.0))
 		return b > mu ? b - mu : 0.0;
 	double z = (b - mu) / sigma;
-	/* E[(b-D)^+] = sigma (phi(z) + z Phi(z)), THEORY §4.1 */
+	/* E[(b-D)^+] = sigma (phi(z) + z Phi(z)), docs/theory.md §4.1 */
 	return sigma * (norm_pdf(z) + z * norm_cdf(z));
 }
 
@@ -77,7 +77,7 @@ double theory_newsvendor_cost(double sigma, double c_a, double c_w)
 	return theory_newsvendor_kappa(c_a, c_w) * sigma;
 }
 
-/* THEORY §4.3 auxiliary rate delta/(e^{theta C} - 1), theta = 2 delta/sigma^2,
+/* docs/theory.md §4.3 auxiliary rate delta/(e^{theta C} - 1), theta = 2 delta/sigma^2,
  * written with expm1 and a series near theta C = 0 so delta -> 0 is exact. */
 static double storage_aux_raw(double delta, double sigma, double c)
 {

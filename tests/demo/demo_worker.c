@@ -3,8 +3,8 @@
  * It serves the OpenAI-style API of openai_http.h. Each request generates a
  * random number of tokens, lognormal (heavy tailed) with median half the
  * budget and capped at it, as a reasoning model's output length is
- * (THEORY §1). Every token, prompt tokens included (e = eps·(L_in + T_out),
- * THEORY §1), costs real CPU work proportional to the configured parameter
+ * (docs/theory.md §1). Every token, prompt tokens included (e = eps·(L_in + T_out),
+ * docs/theory.md §1), costs real CPU work proportional to the configured parameter
  * count: passes of a 64x64 float matrix-vector product. At startup the worker
  * times that kernel on its own thread's CPU clock and sizes a token so that
  * it costs params_m/1000 · X ms of CPU, X = --ms-per-token-per-b (default 2:
@@ -120,7 +120,7 @@ static double calibrate(const struct worker *wk)
 }
 
 /* Output length: lognormal with median budget/2, capped at the budget
- * (THEORY §1: realised reasoning length is heavy tailed, capped). */
+ * (docs/theory.md §1: realised reasoning length is heavy tailed, capped). */
 static int draw_length(uint64_t *rng, int budget)
 {
 	double u1 = uniform01(rng), u2 = uniform01(rng);

@@ -1,6 +1,6 @@
 /* loadgen: open-loop load generator for OpenAI-style workers on this machine.
  *
- * Requests arrive as a Poisson process of rate R (THEORY §2: n_t Poisson),
+ * Requests arrive as a Poisson process of rate R (docs/theory.md §2: n_t Poisson),
  * spread round-robin over the given worker URLs, and are sent by C client
  * threads over keep-alive connections. Latency is measured from each
  * request's scheduled arrival, so a slow worker cannot hide queueing delay

@@ -56,7 +56,7 @@ fi
 # synthetic workers stay CPU-only: at hundreds of tokens/s, each launch's
 # synchronize returning late on two busy cores would dominate the GPU busy
 # estimate (docs/gpu.md says where that estimate is wrong).
-# The ledger's supply is near the workers' mean demand (THEORY §3).
+# The ledger's supply is near the workers' mean demand (docs/theory.md §3).
 if [ "$ENGINE" = llama ]; then
 	RATE=${ERG_DEMO_RATE:-1.2}; MAX_TOKENS=48; SUPPLY=${ERG_DEMO_SUPPLY:-45}; GPU_US=6000
 else

@@ -6,7 +6,7 @@
 #     by at least 2.5x and match what the writer reports;
 #   - llama.cpp loads every model and generates the tokens asked for, with a
 #     plain and a chat-formatted prompt;
-#   - CPU seconds per token rise with model size (THEORY §1: ~2N FLOPs/token);
+#   - CPU seconds per token rise with model size (docs/theory.md §1: ~2N FLOPs/token);
 #   - erg-llm-worker serves the OpenAI API with the engine: usage counts,
 #     random (lognormal) lengths, streaming, bad input answered with 400, a
 #     client that disconnects mid-stream leaves no busy slot, SIGTERM stops it.

@@ -58,7 +58,7 @@ for s in d["sweep"]:
     if s["policy"] == "dynamic":
         assert s["aux_theory"] is None      # no closed form claimed
         continue
-    # closed form (THEORY §4.1) against the simulation: within 4 standard
+    # closed form (docs/theory.md §4.1) against the simulation: within 4 standard
     # errors once the first-order Edgeworth term for the measured skewness
     # gamma is added, gamma/6 * z phi(z) sigma (the same for aux and waste);
     # the plain Gaussian form within 4 standard errors plus 2% of sigma.
@@ -120,7 +120,7 @@ for s in d["sweep"]:
     for k in ("aux", "waste"):
         assert s[k + "_theory"] is not None, s
         assert abs(s[k] - s[k + "_theory"]) <= 4 * s[k + "_se"] + 0.01 * sig, (k, s)
-print("storage: simulated aux and waste within 4 standard errors (+1% sigma) of THEORY §4.3")
+print("storage: simulated aux and waste within 4 standard errors (+1% sigma) of docs/theory.md §4.3")
 PY
 
 # 4. the solar scenario: a supply trace, a battery, and policies that differ

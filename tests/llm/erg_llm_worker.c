@@ -5,7 +5,7 @@
 // llm_engine, so every token is a real forward pass of the loaded model.
 //
 // Each request generates a random number of tokens, as a reasoning model's
-// output length is (THEORY §1): lognormal with median --median-frac of the
+// output length is (docs/theory.md §1): lognormal with median --median-frac of the
 // budget (reasoning_budget capped at max_tokens, else max_tokens) and spread
 // --sigma, capped at the budget. End-of-generation tokens are suppressed so
 // that the drawn length is what is generated.
@@ -63,7 +63,7 @@ static double uniform01(uint64_t *s)  // in (0, 1)
 }
 
 // Realised reasoning length: lognormal, median median_frac·budget, capped at
-// the budget (THEORY §1).
+// the budget (docs/theory.md §1).
 static int draw_length(const struct worker *w, uint64_t *rng, int budget)
 {
 	double u1 = uniform01(rng), u2 = uniform01(rng);

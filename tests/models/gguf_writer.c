@@ -1,7 +1,7 @@
 // gguf-writer: writes a synthetic LLaMA-architecture model as a GGUF v3 file
 // that llama.cpp loads and runs. The weights come from a fixed-seed generator,
 // so the text it produces is noise, but the compute per token is that of a
-// real model of the same shape (about 2N FLOPs per token, THEORY §1).
+// real model of the same shape (about 2N FLOPs per token, docs/theory.md §1).
 //
 // Same arguments give a byte-identical file: the generator is integer-only,
 // quantisation and float-to-half conversion use plain IEEE arithmetic, and

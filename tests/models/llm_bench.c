@@ -3,7 +3,7 @@
 // tokens (end-of-generation suppressed, so exactly N), and print one line
 //   model=NAME params=N threads=T tokens=K wall_s=W tok_s=R cpu_s_per_token=C
 // CPU time is getrusage(RUSAGE_SELF) over the generation (every ggml thread
-// of the process), the quantity erg attributes energy by (THEORY §1: about
+// of the process), the quantity erg attributes energy by (docs/theory.md §1: about
 // 2N FLOPs per token, so C should grow with N).
 #include <getopt.h>
 #include <inttypes.h>

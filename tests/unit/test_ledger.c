@@ -1,5 +1,5 @@
-/* The live ledger: slot closing, settlement identity (THEORY §3), moments,
- * the drift test of THEORY §4, options, journal resume, output helpers. */
+/* The live ledger: slot closing, settlement identity (docs/theory.md §3), moments,
+ * the drift test of docs/theory.md §4, options, journal resume, output helpers. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,7 +48,7 @@ static void on_slot(void *ctx, const struct journal_slot *slot)
 	const struct slot_outcome *o = &slot->out;
 	double resid = o->aux - o->waste - (o->demand - o->supply + o->storage - slot->storage_before);
 
-	/* THEORY §3: A - W = D - b + (S' - S), 0 <= S' <= C, and S of a slot
+	/* docs/theory.md §3: A - W = D - b + (S' - S), 0 <= S' <= C, and S of a slot
 	 * is S' of the one before. */
 	if (fabs(resid) > 1e-9 * (1 + o->demand + o->supply + c->capacity) ||
 	    o->storage < 0 || o->storage > c->capacity || o->aux < 0 || o->waste < 0 ||
@@ -263,7 +263,7 @@ static void test_regime_detection(void **state)
 	assert_int_equal(s.regime, LEDGER_CRITICAL);
 	assert_true(fabs(s.drift_z) <= 2);
 	assert_true(s.drift_se > 4 && s.drift_se < 6.5);
-	/* At delta = 0, no storage: E[A] = E[W] = 0.3989 sigma (THEORY §4.1). */
+	/* At delta = 0, no storage: E[A] = E[W] = 0.3989 sigma (docs/theory.md §4.1). */
 	assert_true(fabs(s.aux.mean - 39.89) < 4 * 60 / 20.0);
 	assert_true(fabs(s.waste.mean - 39.89) < 4 * 60 / 20.0);
 	assert_string_equal(ledger_regime_name(s.regime), "critical");

@@ -1,4 +1,4 @@
-/* THEORY §5: exact optimisers against brute-force grid search, the mix
+/* docs/theory.md §5: exact optimisers against brute-force grid search, the mix
  * realiser, and the dynamic ledger-feedback policy. */
 #include <math.h>
 #include <setjmp.h>
@@ -213,9 +213,9 @@ static void test_volatility_price(void **state)
 {
 	(void)state;
 	struct policy_problem pb = { .c_a = 1, .c_w = 1 };
-	/* THEORY §4.2: kappa = 2 phi(0) */
+	/* docs/theory.md §4.2: kappa = 2 phi(0) */
 	CLOSE(policy_volatility_cost(&pb, 100.0), 79.78845608, 1e-6);
-	/* THEORY §4.3 with C = 1000 */
+	/* docs/theory.md §4.3 with C = 1000 */
 	pb.storage = 1000.0;
 	CLOSE(policy_volatility_cost(&pb, 100.0), 2.0 * 1e4 / (2.0 * (1000.0 + 116.5194316)), 1e-6);
 	pb.storage = INFINITY;

@@ -1,4 +1,4 @@
-/* THEORY §1 cost model and §2 variance decomposition. */
+/* docs/theory.md §1 cost model and §2 variance decomposition. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -81,7 +81,7 @@ static void test_accuracy_law(void **state)
 	/* hand-computed reference values */
 	CLOSE(scaling_accuracy(&ref, 70e9, 16384), 0.8030, 5e-4);
 	CLOSE(scaling_accuracy(&ref, 8e9, 16384), 0.6062, 5e-4);
-	/* about +0.25 per 10x tokens (THEORY §1) */
+	/* about +0.25 per 10x tokens (docs/theory.md §1) */
 	CLOSE(scaling_accuracy(&ref, 8e9, 4096) - scaling_accuracy(&ref, 8e9, 409.6), 0.25, 0.005);
 	/* clamps: never above a_max, never below 0 */
 	CLOSE(scaling_accuracy(&ref, 1e13, 1e6), 0.95, 0);

@@ -1,5 +1,5 @@
 /* erg sim's and erg calibrate's command lines (sim_args, calibrate_args),
- * calibrate's THEORY §1 fit, and erg sim's check that refuses to print
+ * calibrate's docs/theory.md §1 fit, and erg sim's check that refuses to print
  * results that are not finite. */
 #include <math.h>
 #include <setjmp.h>
@@ -156,7 +156,7 @@ static void test_calibrate_fit(void **state)
 	assert_true(fabs(r2 - 1) < 1e-12);
 	ws[0].j_per_token = ws[1].j_per_token = ws[2].j_per_token = 0;
 	assert_int_equal(cal_fit_eta(ws, 3, &eta, &r2), -1);
-	/* THEORY §1 defaults: small models cannot reach 0.99, so the target is lowered */
+	/* docs/theory.md §1 defaults: small models cannot reach 0.99, so the target is lowered */
 	struct scaling_params sp = { .a0 = THEORY_A0, .a1 = THEORY_A1, .beta = THEORY_BETA, .a_max = THEORY_A_MAX };
 	double budgets[] = { 256, 16384 };
 	double t = cal_reachable_target(&sp, budgets, 2, 0.99, ws, 3, &lowered);

@@ -1,4 +1,4 @@
-/* The slot simulator against the closed forms of THEORY §4, within Monte
+/* The slot simulator against the closed forms of docs/theory.md §4, within Monte
  * Carlo error: every comparison below is "within 4 standard errors" (batch
  * means, so valid with storage too). Demand is made nearly Gaussian (200
  * tasks per slot, skewness about 0.08) so that the Gaussian closed forms
@@ -187,7 +187,7 @@ static void test_unlimited_storage(void **state)
 		assert_true(s.waste == 0.0);	/* nothing is ever wasted */
 	}
 	double mean = s1 / runs, se = sqrt((s2 / runs - mean * mean) / runs);
-	/* THEORY §4.4 with the slotted correction */
+	/* docs/theory.md §4.4 with the slotted correction */
 	CLOSE(theory, theory_unlimited_aux_total(sigma, horizon, 1), 1e-9 * theory);
 	within_se(mean, theory, se, 0, "total aux, unlimited storage");
 }
@@ -207,7 +207,7 @@ static void test_realisers(void **state)
 	sim_run(&c, &sr, NULL, NULL);
 	c.how = REALISE_SWRR;
 	sim_run(&c, &sd, NULL, NULL);
-	/* the closed-form sigma of each realiser (THEORY §2) */
+	/* the closed-form sigma of each realiser (docs/theory.md §2) */
 	double me = 0.5 * (o[0].m + o[1].m), se2 = 0.5 * (o[0].s + o[1].s), nv = 0.5 * (o[0].v + o[1].v);
 	CLOSE(sr.sigma_theory, sqrt(20 * se2), 1e-9 * sr.sigma_theory);
 	CLOSE(sd.sigma_theory, sqrt(20 * (nv + me * me)), 1e-9 * sd.sigma_theory);
@@ -238,7 +238,7 @@ static void test_conservation_and_common_numbers(void **state)
 	struct sim_summary s;
 	double counts[2] = { 0, 0 };
 	sim_run(&c, &s, a, counts);
-	/* THEORY §3.2: sum(A) - sum(W) = sum(D) - sum(b) + S_end - S_0 */
+	/* docs/theory.md §3.2: sum(A) - sum(W) = sum(D) - sum(b) + S_end - S_0 */
 	double lhs = 0, rhs = 0;
 	for (long t = 0; t < c.slots; t++) {
 		lhs += a[t].aux - a[t].waste;

@@ -1,4 +1,4 @@
-/* THEORY §4.1-§4.4 closed forms against independently computed values. */
+/* docs/theory.md §4.1-§4.4 closed forms against independently computed values. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
