@@ -18,11 +18,13 @@
 #include "errbuf.h"
 #include "json_u64.h"
 #include "measure.h"
+#include "top_metrics.h"
 
 #define INTERVAL_MIN_S 0.01
 #define INTERVAL_MAX_S 86400.0
 #define COUNT_MAX 1000000000LL
 #define REQUEST_IDLE_MAX_S 3600.0
+#define METRICS_HOST_LEN 256
 
 struct top_opts {
 	struct target_set targets;
@@ -30,6 +32,9 @@ struct top_opts {
 	double interval_s;
 	long long count;	/* 0: until a signal */
 	bool json;
+	bool metrics;			/* --metrics given: serve /metrics */
+	char metrics_host[METRICS_HOST_LEN];
+	uint16_t metrics_port;		/* 0: a free one */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -83,6 +88,11 @@ GPU_TOP_OPTIONS_HELP
 "      --request-idle S         a request on a kept-alive connection ends S seconds\n"
 "                               after its last byte out if nothing else ends it\n"
 "                               (default 2; its window still closes at that byte)\n"
+"      --metrics ADDR:PORT      serve Prometheus /metrics there (127.0.0.1:9100,\n"
+"                               [::1]:9100, :9100; port 0 picks a free one, said\n"
+"                               on stderr): erg_energy_joules_total{model,source},\n"
+"                               the ledger's families, erg_bpf_events_dropped_total,\n"
+"                               as erg serve names them\n"
 "      --raw-tp                 use the raw_tp programs instead of tp_btf\n"
 "  -v, --verbose                print libbpf's log\n"
 "  -h, --help                   this text\n"
@@ -112,7 +122,7 @@ GPU_TOP_OPTIONS_HELP
 
 /* ---- options ---- */
 
-enum { OPT_IDLE = 256, OPT_WPC, OPT_SYSFS, OPT_PROCFS, OPT_RAW, OPT_NO_REQ, OPT_REQ_IDLE };
+enum { OPT_IDLE = 256, OPT_WPC, OPT_SYSFS, OPT_PROCFS, OPT_RAW, OPT_NO_REQ, OPT_REQ_IDLE, OPT_METRICS };
 
 static const struct option top_longopts[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -128,6 +138,7 @@ static const struct option top_longopts[] = {
 	{ "raw-tp", no_argument, NULL, OPT_RAW },
 	{ "no-requests", no_argument, NULL, OPT_NO_REQ },
 	{ "request-idle", required_argument, NULL, OPT_REQ_IDLE },
+	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
 	LEDGER_LONG_OPTIONS,
@@ -152,6 +163,24 @@ static int existing_dir(const char *opt, const char *path, char *err, size_t err
 			   cli_quote(path ? path : "", q, sizeof(q)));
 		return -1;
 	}
+	return 0;
+}
+
+/* --metrics HOST:PORT; ":0" as the port asks for a free one (tests, scripts). */
+static int metrics_address(struct top_opts *o, const char *opt, const char *arg, char *err, size_t errlen)
+{
+	char spec[METRICS_HOST_LEN + 16];
+	size_t len = strlen(arg);
+	bool any_port = len >= 2 && len < sizeof(spec) && !strcmp(arg + len - 2, ":0");
+
+	snprintf(spec, sizeof(spec), "%s", arg);
+	if (any_port)
+		spec[len - 1] = '1';	/* cli_hostport takes 1-65535 */
+	if (cli_hostport(opt, spec, o->metrics_host, sizeof(o->metrics_host), &o->metrics_port, err, errlen))
+		return -1;
+	if (any_port)
+		o->metrics_port = 0;
+	o->metrics = true;
 	return 0;
 }
 
@@ -180,6 +209,8 @@ static int apply_option(struct top_opts *o, const struct cli *c, int opt, char *
 		return existing_dir(c->name, optarg, err, errlen);
 	case OPT_REQ_IDLE:
 		return cli_duration(c->name, optarg, 0.001, REQUEST_IDLE_MAX_S, &o->m.request_idle_s, err, errlen);
+	case OPT_METRICS:
+		return metrics_address(o, c->name, optarg, err, errlen);
 	case 'j': o->json = true; return 0;
 	case OPT_RAW: o->m.tracker.force_raw_tp = true; return 0;
 	case OPT_NO_REQ: o->m.no_requests = true; return 0;
@@ -497,7 +528,7 @@ static bool output_ok(int *write_errno)
 }
 
 /* Ticks until count, a signal, or a closed output. 0, or 1 on a failure. */
-static int run_loop(struct measure *m, const struct top_opts *o, int *write_errno)
+static int run_loop(struct measure *m, struct top_metrics *tm, const struct top_opts *o, int *write_errno)
 {
 	const struct measure_totals *t = measure_totals(m);
 	char err[768];
@@ -507,7 +538,7 @@ static int run_loop(struct measure *m, const struct top_opts *o, int *write_errn
 
 		/* A stop between ticks still closes the partial interval, so the
 		 * summary covers everything since attach. */
-		if (measure_tick(m, measure_now(), err, sizeof(err))) {
+		if (top_metrics_tick(tm, m, measure_now(), err, sizeof(err))) {
 			fprintf(stderr, "erg top: %s\n", err);
 			return 1;
 		}
@@ -527,9 +558,31 @@ static int run_loop(struct measure *m, const struct top_opts *o, int *write_errn
 	return 0;
 }
 
+/* --metrics: listen before the BPF load, so a port in use fails at once. */
+static int start_metrics(const struct top_opts *o, struct top_metrics **tm)
+{
+	char err[768];
+	const char *why = err;
+
+	*tm = NULL;
+	if (!o->metrics)
+		return 0;
+	*tm = top_metrics_start(o->metrics_host, o->metrics_port, err, sizeof(err));
+	if (!*tm) {
+		if (!strncmp(why, "metrics: ", 9))
+			why += 9;
+		fprintf(stderr, "erg top: --metrics: %s\n", why);
+		return 2;
+	}
+	fprintf(stderr, "erg top: metrics on http://%s%s%s:%u/metrics\n", strchr(o->metrics_host, ':') ? "[" : "",
+		o->metrics_host, strchr(o->metrics_host, ':') ? "]" : "", top_metrics_port(*tm));
+	return 0;
+}
+
 int cmd_top(int argc, char **argv)
 {
 	struct top_opts o = { 0 };
+	struct top_metrics *tm;
 	struct measure *m;
 	char err[768];
 	int rc, write_errno = 0;
@@ -538,6 +591,8 @@ int cmd_top(int argc, char **argv)
 	 * signal (the parse can take long on a big --config) */
 	install_signals();
 	rc = parse_args(argc, argv, &o);
+	if (!rc)
+		rc = start_metrics(&o, &tm);
 	if (rc) {
 		targets_free(&o.targets);
 		return rc == 1 ? 0 : rc;
@@ -545,15 +600,17 @@ int cmd_top(int argc, char **argv)
 	m = measure_open(&o.targets, &o.m, &rc, err, sizeof(err));
 	if (!m) {
 		fprintf(stderr, "erg top: %s\n", err);
+		top_metrics_stop(tm);
 		targets_free(&o.targets);
 		return rc;
 	}
+	top_metrics_attach(tm, m);
 	if (!o.json)
 		fprintf(stderr, "erg top: attached to %zu target(s), %zu model(s) via %s; energy: %s. Ctrl-C to stop.\n",
 			measure_n_workers(m), measure_n_models(m), measure_sched_mode(m),
 			energy_describe(measure_energy(m)));
-	rc = run_loop(m, &o, &write_errno);
-	measure_finish(m);
+	rc = run_loop(m, tm, &o, &write_errno);
+	top_metrics_finish(tm, m);
 	if (!write_errno) {
 		if (o.json)
 			print_json(m, "summary");
@@ -565,6 +622,8 @@ int cmd_top(int argc, char **argv)
 		fprintf(stderr, "erg top: cannot write the output: %s\n", strerror(write_errno));
 		rc = 1;
 	}
+	/* the listener reads m: it stops first */
+	top_metrics_stop(tm);
 	measure_close(m);
 	targets_free(&o.targets);
 	return rc;

@@ -243,6 +243,7 @@ static void sum_rows(struct measure *m)
 		wk->tick_request_nj = m->request_nj[w];
 		r->tick_nj += wk->tick_nj;
 		r->nj += wk->tick_nj;
+		r->gpu_nj += gpu_top_worker_tick_nj(m->gpu, w);
 		r->procs += wk->procs;
 		r->cpu_s += wk->cpu_s;
 		r->request_nj += wk->tick_request_nj;

@@ -61,6 +61,7 @@ struct measure_model {
 	unsigned procs;
 	double cpu_s;			/* cumulative since attach */
 	uint64_t nj, tick_nj;		/* attributed: since attach, this tick */
+	uint64_t gpu_nj;		/* GPU part of nj (0 while the GPU part is off) */
 	uint64_t request_nj;		/* part of nj spent inside request windows */
 	unsigned long long requests;	/* requests completed since attach */
 	size_t requests_active;		/* open now */
