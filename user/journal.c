@@ -521,6 +521,41 @@ static void sync_parent_dir(const char *path)
 	free(copy);
 }
 
+/* Like mkdir -p for the directory that will hold path: missing directories
+ * are made mode 0700, since a journal is the operator's record and nobody
+ * else's to read (the README's /var/lib/erg/ledger needs /var/lib/erg).
+ * Directories that exist are left as they are. */
+static int make_parent_dirs(const char *path, char *err, size_t errlen)
+{
+	char q[TEXTFILE_QUOTED_MAX], *dir, *copy = strdup(path);
+	size_t i, len;
+	int rc = 0;
+
+	if (!copy) {
+		errbuf_set(err, errlen, "journal: out of memory");
+		return -1;
+	}
+	dir = dirname(copy);
+	len = strlen(dir);
+	/* Walk the prefixes "/a", "/a/b", ... and make each one missing. */
+	for (i = 1; i <= len && rc == 0; i++) {
+		if (i < len && dir[i] != '/')
+			continue;
+		dir[i] = '\0';
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			errbuf_set(err, errlen,
+			           "cannot create journal directory '%s': %s; create it with 'mkdir -p -m 0700 %s' "
+			           "as a user who may, or choose another path for --journal",
+			           textfile_quote(dir, q), strerror(errno), q);
+			rc = -1;
+		}
+		if (i < len)
+			dir[i] = '/';
+	}
+	free(copy);
+	return rc;
+}
+
 /* Open or create path for appending, a regular file only. */
 static int open_for_append(const char *path, bool *created, char *err, size_t errlen)
 {
@@ -529,6 +564,11 @@ static int open_for_append(const char *path, bool *created, char *err, size_t er
 	int fd;
 
 	fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (fd < 0 && errno == ENOENT) {
+		if (make_parent_dirs(path, err, errlen) < 0)
+			return -1;
+		fd = open(path, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	}
 	*created = fd >= 0;
 	if (fd >= 0 || errno != EEXIST) {
 		if (fd < 0)

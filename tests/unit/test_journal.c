@@ -568,6 +568,54 @@ static void test_empty_and_missing_files(void **state)
 	assert_int_equal(scan.slots + scan.runs, 0);
 }
 
+/* The README's --journal /var/lib/erg/ledger on a machine without
+ * /var/lib/erg: the missing directories are made, private to the owner. */
+static void test_missing_parent_dirs_are_made(void **state)
+{
+	struct fixture *f = *state;
+	struct journal_scan scan;
+	char err[512] = "", top[160], mid[200], path[240];
+	struct journal *j;
+	struct stat st;
+
+	snprintf(top, sizeof(top), "%s/var", f->dir);
+	snprintf(mid, sizeof(mid), "%s/lib", top);
+	snprintf(path, sizeof(path), "%s/ledger", mid);
+	j = journal_open(path, false, NULL, NULL, &scan, err, sizeof(err));
+	assert_non_null(j);
+	assert_int_equal(journal_close(j, NULL, 0), 0);
+	assert_int_equal(stat(top, &st), 0);
+	assert_true(S_ISDIR(st.st_mode));
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(stat(mid, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	assert_int_equal(stat(path, &st), 0);
+	assert_true(S_ISREG(st.st_mode));
+	unlink(path);
+	rmdir(mid);
+	rmdir(top);
+}
+
+/* A directory that cannot be made (here: under a dangling symlink) is an
+ * error that names the directory and the fix, and leaves nothing behind. */
+static void test_unmakeable_parent_dir_gives_the_fix(void **state)
+{
+	struct fixture *f = *state;
+	struct journal_scan scan;
+	char err[512] = "", link[160], path[240];
+	struct journal *j;
+
+	snprintf(link, sizeof(link), "%s/gone", f->dir);
+	assert_int_equal(symlink("/nonexistent-erg-test-dir/sub", link), 0);
+	snprintf(path, sizeof(path), "%s/erg/ledger", link);
+	j = journal_open(path, false, NULL, NULL, &scan, err, sizeof(err));
+	unlink(link);
+	assert_null(j);
+	assert_non_null(strstr(err, "cannot create journal directory"));
+	assert_non_null(strstr(err, "mkdir -p -m 0700"));
+	assert_non_null(strstr(err, "--journal"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -584,6 +632,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_refuses_non_journal_and_long_garbage, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_one_writer_at_a_time, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_empty_and_missing_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_missing_parent_dirs_are_made, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_unmakeable_parent_dir_gives_the_fix, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
