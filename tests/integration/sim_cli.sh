@@ -158,7 +158,7 @@ ratio = d["dynamic_vs_mean_cost_ratio_simulated"]
 acc = pols["dynamic"]["accuracy"]
 print(f"dense reference at b*: dynamic {pols['dynamic']['cost_at_critical']:.0f} vs mean-only "
       f"{pols['mean']['cost_at_critical']:.0f} = {ratio:.3f}, accuracy {acc:.4f}")
-assert ratio <= 0.70, f"dynamic/mean-only cost {ratio:.3f} above 0.70"
+assert ratio <= 0.68, f"dynamic/mean-only cost {ratio:.3f} above 0.68 (0.666 measured)"
 assert abs(acc - d["accuracy_target"]) <= 0.002, f"dynamic accuracy {acc}"
 PY
 

@@ -411,10 +411,11 @@ static void dense_setup(struct dense *d)
 	d->dp.table = &d->table;
 }
 
-/* The goal on the dense reference at b*: the dynamic policy, knowing only
- * what a live router knows, costs at most 0.70 of mean-only (measured
- * 0.666) at the target accuracy; the table-less feedback policy does not
- * get there (0.76). */
+/* The dense reference at b*: the dynamic policy, knowing only what a live
+ * router knows, costs at most 0.68 of mean-only at the target accuracy
+ * (0.657-0.668 over seeds 1-20 with erg sim; the table's own model says
+ * 0.660 is the best a policy without foresight does here, docs/sim.md);
+ * the table-less feedback policy does not get there (0.76). */
 static void test_dense_dynamic(void **state)
 {
 	(void)state;
@@ -432,7 +433,7 @@ static void test_dense_dynamic(void **state)
 	assert_int_equal(sim_run(&c, &sd, NULL, NULL), 0);
 	printf("dense reference at b*: dynamic %.0f (accuracy %.4f) vs mean-only %.0f = %.3f\n",
 	       sd.cost, sd.accuracy, sm.cost, sd.cost / sm.cost);
-	assert_true(sd.cost <= 0.70 * sm.cost);
+	assert_true(sd.cost <= 0.68 * sm.cost);
 	CLOSE(sd.accuracy, 0.6, 0.002);
 	struct dyn_policy heuristic = d.dp;
 	heuristic.table = NULL;
