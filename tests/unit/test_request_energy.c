@@ -299,6 +299,81 @@ static void concurrent_proxy_threads_and_ticks(void **state)
 	request_energy_free(re);
 }
 
+/* A burst of requests grows both tables; quiet ticks after it bring them
+ * back to their least size, while a request in flight across every halving
+ * keeps its slot and its joules, and every tick still conserves to the nJ. */
+static void tables_shrink_back_after_a_burst(void **state)
+{
+	enum { BURST = 5000, QUIET_TICKS = 40 };
+	struct request_energy *re = request_energy_new(2, 0.0);
+	static struct request_record rec[BURST];
+	uint64_t ids[BURST], long_id, in_total = 0, req_total = 0, rec_total = 0, long_nj = 0;
+	size_t slots_cap, done_cap, burst_slots, burst_done, n;
+	struct rng rng;
+	double t = 0.0;
+
+	(void)state;
+	rng_seed(&rng, 7, 1);
+	long_id = request_energy_begin(re, 1, 0, 0.0);	/* in flight through it all */
+	assert_true(long_id > 0);
+	for (int i = 0; i < BURST; i++) {
+		ids[i] = request_energy_begin(re, (unsigned)(i % 2), 0, 0.1);
+		assert_true(ids[i] > 0);
+	}
+	for (int i = 0; i < BURST; i++)
+		assert_int_equal(request_energy_end(re, ids[i], 0.5, 200, 1, 1, 0, 0.4), 0);
+	for (int tick = 0; tick <= QUIET_TICKS; tick++) {
+		uint64_t wnj[2] = { rng_next(&rng) % (5 * J), rng_next(&rng) % (5 * J) }, req[2], non[2];
+
+		t += 1.0;
+		if (tick > 0) {	/* one short request per quiet tick */
+			uint64_t id = request_energy_begin(re, 0, 0, t - 0.7);
+
+			assert_int_equal(request_energy_end(re, id, t - 0.2, 200, 1, 1, 0, 0.5), 0);
+		}
+		request_energy_tick(re, t, wnj, req, non);
+		for (int w = 0; w < 2; w++) {
+			assert_true(req[w] + non[w] == wnj[w]);
+			in_total += wnj[w];
+			req_total += req[w];
+		}
+		if (tick == 0) {
+			request_energy_capacity(re, &burst_slots, &burst_done);
+			assert_true(burst_slots >= 2 * BURST);	/* grew past half full */
+			assert_true(burst_done >= BURST);
+		}
+		while ((n = request_energy_take_completed(re, rec, BURST)) > 0)
+			for (size_t i = 0; i < n; i++)
+				rec_total += rec[i].nj;
+	}
+	request_energy_capacity(re, &slots_cap, &done_cap);
+	assert_int_equal(slots_cap, REQUEST_ENERGY_MIN_CAP);
+	assert_int_equal(done_cap, REQUEST_ENERGY_MIN_CAP);
+	/* the long request was found through every halving */
+	assert_int_equal(request_energy_in_flight(re, 1), 1);
+	assert_int_equal(request_energy_progress(re, long_id, 10, 1), 0);
+	assert_int_equal(request_energy_end(re, long_id, t + 0.5, 200, 1, 1, 0, t + 0.5), 0);
+	request_energy_tick(re, t + 1.0, (uint64_t[2]){ 0, 3 * J }, NULL, NULL);
+	in_total += 3 * J;
+	while ((n = request_energy_take_completed(re, rec, BURST)) > 0)
+		for (size_t i = 0; i < n; i++) {
+			rec_total += rec[i].nj;
+			if (rec[i].id == long_id)
+				long_nj = rec[i].nj;
+		}
+	assert_true(long_nj > 0);
+	{
+		uint64_t r0, n0, r1, n1;
+
+		request_energy_totals(re, 0, &r0, &n0);
+		request_energy_totals(re, 1, &r1, &n1);
+		assert_true(r0 + n0 + r1 + n1 == in_total);
+		assert_true(r0 + r1 >= req_total);	/* the last tick's share went to the long one */
+		assert_true(rec_total == r0 + r1);	/* every request nJ reached a record */
+	}
+	request_energy_free(re);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -310,6 +385,7 @@ int main(void)
 		cmocka_unit_test(ids_stay_unique_as_the_table_grows),
 		cmocka_unit_test(random_runs_conserve_every_nanojoule),
 		cmocka_unit_test(concurrent_proxy_threads_and_ticks),
+		cmocka_unit_test(tables_shrink_back_after_a_burst),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

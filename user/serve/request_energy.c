@@ -52,9 +52,11 @@ struct request_energy {
 	double unix_offset_s;		/* CLOCK_REALTIME - CLOCK_MONOTONIC */
 	struct request_record *done;	/* completed, oldest at done_head */
 	size_t done_head, done_len, done_cap;
+	/* ticks in a row with the table / the queue under a quarter used */
+	unsigned slots_low_ticks, done_low_ticks;
 };
 
-#define INITIAL_SLOTS 64
+#define INITIAL_SLOTS REQUEST_ENERGY_MIN_CAP
 
 static int64_t to_ns(double s)
 {
@@ -119,6 +121,70 @@ static int grow_slots(struct request_energy *re)
 	re->slots = slots;
 	re->cap = cap;
 	return 0;
+}
+
+/* Halve the table, or leave it (-1) when two requests in flight would share
+ * a slot of the smaller one: a later tick tries again. */
+static int shrink_slots(struct request_energy *re)
+{
+	size_t cap = re->cap / 2, mask = cap - 1;
+	struct live_request *slots = calloc(cap, sizeof(*slots));
+
+	if (!slots)
+		return -1;
+	for (size_t i = 0; i < re->cap; i++) {
+		struct live_request *r = &re->slots[i];
+
+		if (r->state == SLOT_FREE)
+			continue;
+		if (slots[r->rec.id & mask].state != SLOT_FREE) {
+			free(slots);
+			return -1;
+		}
+		slots[r->rec.id & mask] = *r;
+	}
+	free(re->slots);
+	re->slots = slots;
+	re->cap = cap;
+	return 0;
+}
+
+/* Halve the completed queue (what is waiting moves to its front). */
+static void shrink_done(struct request_energy *re)
+{
+	size_t waiting = re->done_len - re->done_head, cap = re->done_cap / 2;
+	struct request_record *d;
+
+	memmove(re->done, re->done + re->done_head, waiting * sizeof(*re->done));
+	re->done_head = 0;
+	re->done_len = waiting;
+	d = realloc(re->done, cap * sizeof(*d));
+	if (d) {	/* else it keeps the larger block, which still holds all */
+		re->done = d;
+		re->done_cap = cap;
+	}
+}
+
+/* After a tick: a table or queue under a quarter used for
+ * REQUEST_ENERGY_SHRINK_TICKS ticks in a row halves, and halves again each
+ * tick it stays that low (a burst's memory comes back in a few ticks). The
+ * table grows again past half full, so it does not swing at the boundary. */
+static void shrink_if_idle(struct request_energy *re)
+{
+	size_t waiting = re->done_len - re->done_head;
+
+	if (re->cap > INITIAL_SLOTS && re->used * 4 < re->cap) {
+		if (++re->slots_low_ticks >= REQUEST_ENERGY_SHRINK_TICKS)
+			shrink_slots(re);
+	} else {
+		re->slots_low_ticks = 0;
+	}
+	if (re->done_cap > INITIAL_SLOTS && waiting * 4 < re->done_cap) {
+		if (++re->done_low_ticks >= REQUEST_ENERGY_SHRINK_TICKS)
+			shrink_done(re);
+	} else {
+		re->done_low_ticks = 0;
+	}
 }
 
 /* An event's time, not before the tick already split. */
@@ -401,6 +467,7 @@ void request_energy_tick(struct request_energy *re, double now, const uint64_t *
 	}
 	share_out(re, now_ns);
 	retire(re);
+	shrink_if_idle(re);
 	for (size_t i = 0; i < re->n_workers; i++)
 		re->workers[i].busy_ns = 0;
 	re->last_tick_ns = re->latest_event_ns = now_ns;
@@ -432,6 +499,16 @@ size_t request_energy_in_flight(struct request_energy *re, unsigned worker)
 	n = re->workers[worker].in_flight;
 	pthread_mutex_unlock(&re->lock);
 	return n;
+}
+
+void request_energy_capacity(struct request_energy *re, size_t *in_flight_cap, size_t *completed_cap)
+{
+	pthread_mutex_lock(&re->lock);
+	if (in_flight_cap)
+		*in_flight_cap = re->cap;
+	if (completed_cap)
+		*completed_cap = re->done_cap;
+	pthread_mutex_unlock(&re->lock);
 }
 
 void request_energy_totals(struct request_energy *re, unsigned worker, uint64_t *request_nj,

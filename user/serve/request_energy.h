@@ -26,6 +26,12 @@
  * table, held for a few instructions on progress (no allocation there);
  * begin may grow the table (amortised, doubling).
  *
+ * Memory follows the load: the table of requests in flight and the queue of
+ * completed ones double under a burst and, once under a quarter used for
+ * REQUEST_ENERGY_SHRINK_TICKS ticks in a row, halve each tick until they
+ * fit again (never below REQUEST_ENERGY_MIN_CAP), so a burst does not keep
+ * its memory, nor its per-tick scan of the table, for the process's life.
+ *
  * Times (now, start, end arguments) are CLOCK_MONOTONIC seconds, one clock
  * for every caller; the records carry unix seconds.
  *
@@ -54,6 +60,9 @@ struct request_record {
 };
 
 struct request_energy;
+
+#define REQUEST_ENERGY_MIN_CAP 64
+#define REQUEST_ENERGY_SHRINK_TICKS 4
 
 /* n_workers: the worker indexes are 0..n_workers-1; the first tick starts
  * at now. NULL on no memory. */
@@ -89,6 +98,10 @@ size_t request_energy_take_completed(struct request_energy *re, struct request_r
 
 /* Requests in flight on worker now (begun, not ended). */
 size_t request_energy_in_flight(struct request_energy *re, unsigned worker);
+
+/* The capacity of the table of requests in flight and of the queue of
+ * completed requests now, in requests (for tests and memory checks). */
+void request_energy_capacity(struct request_energy *re, size_t *in_flight_cap, size_t *completed_cap);
 
 /* Since request_energy_new(): nanojoules of worker w that went to requests
  * and to non-request work. */
