@@ -40,18 +40,26 @@ struct erg_cpu_state {
 	unsigned int worker_id;		/* ERG_NO_WORKER if not tracked */
 };
 
-/* Socket traffic of a tracked process, one event per read/write-family
- * syscall on a socket (bpf/sockets.bpf.c). User space turns the stream of
- * events per connection into request windows (user/requests.h). */
+/* Socket traffic of a tracked process, one event per socket send/receive
+ * that moved bytes, and one when the local side closes a TCP connection
+ * (bpf/sockets.bpf.c). User space turns the stream of events per connection
+ * into request windows (user/requests.h). */
 enum erg_sock_dir { ERG_SOCK_IN = 0, ERG_SOCK_OUT = 1, ERG_SOCK_CLOSE = 2 };
+
+#define ERG_SOCK_HEAD_LEN 64	/* first bytes of an I/O copied (request line, status line) */
+#define ERG_SOCK_SSE_SCAN 512	/* bytes of a send scanned for SSE "data:" lines */
 
 struct erg_sock_event {
 	unsigned long long ts_ns;	/* CLOCK_MONOTONIC */
 	unsigned long long cpu_ns;	/* the process's on-CPU time so far (stamp) */
+	unsigned long long sock;	/* the connection: kernel address of its struct sock */
 	unsigned int tgid;
-	int fd;
 	unsigned int dir;		/* enum erg_sock_dir */
 	unsigned int bytes;
+	unsigned int sse_events;	/* "data:" at line starts in the first ERG_SOCK_SSE_SCAN bytes sent */
+	unsigned int head_len;		/* bytes of head filled; 0: the payload was not readable */
+	unsigned int _pad;
+	char head[ERG_SOCK_HEAD_LEN];	/* the first bytes moved */
 };
 
 /* ---- GPU driver calls (bpf/gpu.bpf.c) ---- */

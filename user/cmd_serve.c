@@ -119,6 +119,7 @@ static void usage(FILE *out)
 "      --log FILE           append one {\"type\":\"request\"} line per request to FILE\n"
 "      --no-energy          do not attach BPF (requests are served and counted, no joules)\n"
 "      --energy-source S    auto | rapl | hwmon | model (as erg top)\n"
+"      --idle-watts W, --watts-per-core W   the power model, as erg top\n"
 "      --supply-watts W, --supply-trace CSV, --storage-joules C, --slot S,\n"
 "      --journal FILE, --no-fsync   the supply ledger, as erg top\n"
 "  interval [count]         seconds between views (default 1), how many (default: until Ctrl-C)\n"
@@ -133,7 +134,7 @@ static void usage(FILE *out)
 
 /* ---- options ---- */
 
-enum { OPT_MAX_BODY = 256, OPT_CLIENT_TIMEOUT, OPT_WORKER_CONNECT_TIMEOUT, OPT_WORKER_TIMEOUT, OPT_HEALTH, OPT_LOG, OPT_NO_ENERGY, OPT_SOURCE };
+enum { OPT_MAX_BODY = 256, OPT_CLIENT_TIMEOUT, OPT_WORKER_CONNECT_TIMEOUT, OPT_WORKER_TIMEOUT, OPT_HEALTH, OPT_LOG, OPT_NO_ENERGY };
 
 static const struct option serve_longopts[] = {
 	{ "config", required_argument, NULL, 'C' },
@@ -147,16 +148,13 @@ static const struct option serve_longopts[] = {
 	{ "json", no_argument, NULL, 'j' },
 	{ "log", required_argument, NULL, OPT_LOG },
 	{ "no-energy", no_argument, NULL, OPT_NO_ENERGY },
-	{ "energy-source", required_argument, NULL, OPT_SOURCE },
 	{ "help", no_argument, NULL, 'h' },
-	LEDGER_LONG_OPTIONS,
+	MEASURE_LONG_OPTIONS,
 	{ 0 }
 };
 
 static int apply_option(struct serve_opts *o, const struct cli *c, int opt, char *err, size_t errlen)
 {
-	int choice;
-
 	switch (opt) {
 	case 'C': o->config = optarg; return 0;
 	case 'l': o->listen = optarg; return 0;
@@ -174,14 +172,9 @@ static int apply_option(struct serve_opts *o, const struct cli *c, int opt, char
 	case 'j': o->json = true; return 0;
 	case OPT_LOG: o->log = optarg; return 0;
 	case OPT_NO_ENERGY: o->no_energy = true; return 0;
-	case OPT_SOURCE:
-		if (cli_choice(c->name, optarg, energy_choice_names, &choice, err, errlen))
-			return -1;
-		o->m.energy.choice = (enum energy_choice)choice;
-		return 0;
+	case MEASURE_GETOPT_VAL:
 	case LEDGER_GETOPT_VAL:
-		return ledger_set_option(&o->m.ledger, serve_longopts[c->longindex].name, optarg, err,
-					 errlen) < 0 ? -1 : 0;
+		return measure_set_option(&o->m, serve_longopts[c->longindex].name, optarg, err, errlen);
 	}
 	errbuf_set(err, errlen, "option %s is not handled (see erg serve --help)", c->name);
 	return -1;
@@ -195,9 +188,8 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 	int opt;
 
 	o->interval_s = 1.0;
-	o->m.prog = "erg serve";
+	measure_opts_init(&o->m, "erg serve");
 	o->m.no_requests = true;	/* the proxy knows the requests exactly */
-	ledger_config_init(&o->m.ledger);
 	cli_init(&c, "erg serve", "C:l:t:jh", serve_longopts);
 	while ((opt = cli_next(&c, argc, argv)) != -1) {
 		if (opt == CLI_ERROR)
@@ -220,7 +212,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 			 cli_quote(argv[optind], q, sizeof(q)));
 		return cli_fail(&c, err);
 	}
-	if (ledger_config_check(&o->m.ledger, err, sizeof(err)))
+	if (measure_opts_check(&o->m, err, sizeof(err)))
 		return cli_fail(&c, err);
 	if (!o->config)
 		return cli_fail(&c, "no --config serve.ini given (see erg serve --help)");
@@ -653,6 +645,8 @@ static void print_view(struct serve *s, double elapsed, double dt, const uint64_
 		       st.joules_per_request.n ? st.joules_per_request.mean : 0,
 		       isnan(st.joules_per_request.sd) ? 0 : st.joules_per_request.sd);
 	}
+	if (s->m)	/* the GPU part of JOULES, as erg top shows it, or why there is none */
+		gpu_top_print(measure_gpu(s->m), summary, elapsed);
 	fflush(stdout);
 }
 

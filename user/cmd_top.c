@@ -66,12 +66,7 @@ static void usage(FILE *out)
 "                               [power] source=, idle_watts=, watts_per_busy_core=\n"
 "\n"
 "Energy (joules are measured where the node has counters, modelled otherwise):\n"
-"  -e, --energy-source SRC      auto (default: rapl, then hwmon, then model),\n"
-"                               rapl, hwmon or model\n"
-"      --idle-watts W           power model: node idle watts (never attributed;\n"
-"                               above 0, at most 1e6)\n"
-"      --watts-per-core W       power model: watts per busy core above idle\n"
-"                               (above 0, at most 1e6)\n"
+MEASURE_ENERGY_OPTIONS_HELP
 "      --sysfs-root DIR         read powercap/hwmon under DIR instead of /sys\n"
 "      --procfs-root DIR        read processes and /proc/stat under DIR\n"
 "\n"
@@ -122,16 +117,13 @@ GPU_TOP_OPTIONS_HELP
 
 /* ---- options ---- */
 
-enum { OPT_IDLE = 256, OPT_WPC, OPT_SYSFS, OPT_PROCFS, OPT_RAW, OPT_NO_REQ, OPT_REQ_IDLE, OPT_METRICS };
+enum { OPT_SYSFS = 256, OPT_PROCFS, OPT_RAW, OPT_NO_REQ, OPT_REQ_IDLE, OPT_METRICS };
 
 static const struct option top_longopts[] = {
 	{ "pid", required_argument, NULL, 'p' },
 	{ "comm", required_argument, NULL, 'c' },
 	{ "cgroup", required_argument, NULL, 'g' },
 	{ "config", required_argument, NULL, 'C' },
-	{ "energy-source", required_argument, NULL, 'e' },
-	{ "idle-watts", required_argument, NULL, OPT_IDLE },
-	{ "watts-per-core", required_argument, NULL, OPT_WPC },
 	{ "sysfs-root", required_argument, NULL, OPT_SYSFS },
 	{ "procfs-root", required_argument, NULL, OPT_PROCFS },
 	{ "json", no_argument, NULL, 'j' },
@@ -141,7 +133,7 @@ static const struct option top_longopts[] = {
 	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
-	LEDGER_LONG_OPTIONS,
+	MEASURE_LONG_OPTIONS,
 	GPU_TOP_LONG_OPTIONS,
 	{ 0 }
 };
@@ -188,19 +180,13 @@ static int metrics_address(struct top_opts *o, const char *opt, const char *arg,
 static int apply_option(struct top_opts *o, const struct cli *c, int opt, char *err, size_t errlen)
 {
 	struct energy_opts *e = &o->m.energy;
-	int choice;
 
 	switch (opt) {
 	case 'e':
-		if (cli_choice(c->name, optarg, energy_choice_names, &choice, err, errlen))
-			return -1;
-		e->choice = (enum energy_choice)choice;
-		return 0;
-	case OPT_IDLE:
-		return cli_double_above(c->name, optarg, 0, ENERGY_MAX_WATTS, "watts", &e->model.idle_watts, err, errlen);
-	case OPT_WPC:
-		return cli_double_above(c->name, optarg, 0, ENERGY_MAX_WATTS, "watts", &e->model.watts_per_busy_core,
-					err, errlen);
+		return measure_set_option(&o->m, "energy-source", optarg, err, errlen);
+	case MEASURE_GETOPT_VAL:
+	case LEDGER_GETOPT_VAL:
+		return measure_set_option(&o->m, top_longopts[c->longindex].name, optarg, err, errlen);
 	case OPT_SYSFS:
 		e->sysfs_root = optarg;
 		return existing_dir(c->name, optarg, err, errlen);
@@ -215,8 +201,6 @@ static int apply_option(struct top_opts *o, const struct cli *c, int opt, char *
 	case OPT_RAW: o->m.tracker.force_raw_tp = true; return 0;
 	case OPT_NO_REQ: o->m.no_requests = true; return 0;
 	case 'v': o->m.tracker.verbose = true; return 0;
-	case LEDGER_GETOPT_VAL:
-		return ledger_set_option(&o->m.ledger, top_longopts[c->longindex].name, optarg, err, errlen) < 0 ? -1 : 0;
 	case GPU_TOP_GETOPT_VAL:
 		return gpu_top_set_option(&o->m.gpu, top_longopts[c->longindex].name, optarg, err, errlen);
 	}
@@ -240,11 +224,11 @@ static int add_targets(struct top_opts *o, const struct target_arg *t, size_t n,
 }
 
 /* A [power] section applies where the command line said nothing. */
-static void apply_config_power(struct top_opts *o, bool source_given)
+static void apply_config_power(struct top_opts *o)
 {
 	struct energy_opts *e = &o->m.energy;
 
-	if (!source_given && o->targets.have_source)
+	if (!o->m.energy_source_given && o->targets.have_source)
 		e->choice = o->targets.source;
 	if (e->model.idle_watts <= 0)
 		e->model.idle_watts = o->targets.power.idle_watts;
@@ -274,16 +258,14 @@ static int parse_operands(struct top_opts *o, int argc, char **argv, char *err, 
 static int parse_args(int argc, char **argv, struct top_opts *o)
 {
 	struct target_arg *targets = calloc((size_t)argc + 1, sizeof(*targets));
-	bool source_given = false;
 	size_t n_targets = 0;
 	struct cli c;
 	char err[768];
 	int opt, rc = 2;
 
 	o->interval_s = 1.0;
-	o->m.prog = "erg top";
+	measure_opts_init(&o->m, "erg top");
 	o->m.request_idle_s = 2.0;
-	ledger_config_init(&o->m.ledger);
 	if (!targets)
 		return cli_fail(&(struct cli){ .cmd = "erg top" }, "out of memory");
 	cli_init(&c, "erg top", "p:c:g:C:e:jvh", top_longopts);
@@ -299,14 +281,13 @@ static int parse_args(int argc, char **argv, struct top_opts *o)
 			targets[n_targets++] = (struct target_arg){ opt, optarg };
 			continue;
 		}
-		source_given |= opt == 'e';
 		if (apply_option(o, &c, opt, err, sizeof(err)))
 			goto fail;
 	}
 	if (parse_operands(o, argc, argv, err, sizeof(err)) || add_targets(o, targets, n_targets, err, sizeof(err)) ||
-	    ledger_config_check(&o->m.ledger, err, sizeof(err)))
+	    measure_opts_check(&o->m, err, sizeof(err)))
 		goto fail;
-	apply_config_power(o, source_given);
+	apply_config_power(o);
 	rc = 0;
 	if (o->targets.n == 0)
 		rc = cli_fail(&c, "nothing to attach to: give --pid, --comm, --cgroup or --config (see erg top --help)");

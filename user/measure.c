@@ -7,8 +7,11 @@
 #include <string.h>
 #include <time.h>
 #include "attrib.h"
+#include "cli.h"
 #include "errbuf.h"
 #include "measure.h"
+#include "model_stats.h"
+#include "request_energy.h"
 #include "sock_tracker.h"
 
 /* Longest single wait: a stop flag set just before a blocking wait is seen
@@ -22,6 +25,7 @@ struct measure {
 	struct tracker *tracker;
 	struct request_tracker *requests;
 	struct sock_tracker *socks;
+	struct model_stats *request_stats;	/* J/request per model */
 	struct ledger *ledger;
 	struct gpu_top *gpu;
 	const char *names[ERG_MAX_WORKERS];
@@ -48,6 +52,43 @@ double measure_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+void measure_opts_init(struct measure_opts *o, const char *prog)
+{
+	memset(o, 0, sizeof(*o));
+	o->prog = prog;
+	ledger_config_init(&o->ledger);
+}
+
+int measure_set_option(struct measure_opts *o, const char *name, const char *arg, char *err, size_t errlen)
+{
+	struct energy_opts *e = &o->energy;
+	char opt[40];
+	int choice, rc;
+
+	snprintf(opt, sizeof(opt), "--%s", name);
+	if (!strcmp(name, "energy-source")) {
+		if (cli_choice(opt, arg, energy_choice_names, &choice, err, errlen))
+			return -1;
+		e->choice = (enum energy_choice)choice;
+		o->energy_source_given = true;
+		return 0;
+	}
+	if (!strcmp(name, "idle-watts"))
+		return cli_double_above(opt, arg, 0, ENERGY_MAX_WATTS, "watts", &e->model.idle_watts, err, errlen);
+	if (!strcmp(name, "watts-per-core"))
+		return cli_double_above(opt, arg, 0, ENERGY_MAX_WATTS, "watts", &e->model.watts_per_busy_core,
+					err, errlen);
+	rc = ledger_set_option(&o->ledger, name, arg, err, errlen);
+	if (rc == 0)
+		errbuf_set(err, errlen, "option %s is not an energy or ledger option", opt);
+	return rc == 1 ? 0 : -1;
+}
+
+int measure_opts_check(const struct measure_opts *o, char *err, size_t errlen)
+{
+	return ledger_config_check(&o->ledger, err, errlen);
+}
+
 /* Request windows are a refinement: without tracefs they turn off with a
  * notice and the rest goes on. */
 static void open_requests(struct measure *m)
@@ -56,7 +97,13 @@ static void open_requests(struct measure *m)
 	double idle = m->o.request_idle_s > 0 ? m->o.request_idle_s : 2.0;
 
 	m->requests = requests_new(m->n_workers, idle);
-	m->socks = m->requests ? sock_tracker_open(m->tracker, m->requests, err, sizeof(err)) : NULL;
+	if (m->requests && m->o.request_paths && requests_set_paths(m->requests, m->o.request_paths))
+		fprintf(stderr, "%s: --request-paths '%s' is not a list of paths starting with '/'; using %s\n",
+			m->prog, m->o.request_paths, REQUEST_DEFAULT_PATHS);
+	m->request_stats = model_stats_new(m->n_models);
+	m->socks = m->requests && m->request_stats
+		? sock_tracker_open(m->tracker, m->requests, (enum sock_hooks)m->o.socket_hooks, err, sizeof(err))
+		: NULL;
 	if (!m->socks) {
 		fprintf(stderr, "%s: per-request joules off: %s\n", m->prog, m->requests ? err : "out of memory");
 		requests_free(m->requests);
@@ -175,6 +222,23 @@ void measure_drain(struct measure *m)
 	drain(m);
 }
 
+/* A completed request in its model's count and J/request statistics (a
+ * partial one only in the count: its start was missed). */
+static void count_completed(struct measure *m, const struct request_info *r)
+{
+	struct request_record rec = {
+		.model = (unsigned)m->model_of[r->worker],
+		.status = r->status ? r->status : 200,	/* no status line seen: answered */
+		.sse_events = r->sse_events,
+		.nj = r->nj,
+		.latency_s = r->end_s - r->start_s,
+	};
+
+	m->models[rec.model].requests++;
+	if (!r->partial)
+		model_stats_add(m->request_stats, &rec);
+}
+
 /* Completed requests: counted per model and kept for measure_completed. */
 static void take_completed(struct measure *m)
 {
@@ -196,7 +260,7 @@ static void take_completed(struct measure *m)
 		}
 		for (size_t i = 0; i < n; i++)
 			if (batch[i].worker < m->n_workers)
-				m->models[m->model_of[batch[i].worker]].requests++;
+				count_completed(m, &batch[i]);
 		memcpy(m->done + m->n_done, batch, n * sizeof(*batch));
 		m->n_done += n;
 	}
@@ -314,6 +378,12 @@ const char *measure_sched_mode(const struct measure *m) { return tracker_mode(m-
 const struct gpu_top *measure_gpu(const struct measure *m) { return m->gpu; }
 const struct ledger *measure_ledger(const struct measure *m) { return m->ledger; }
 bool measure_requests_on(const struct measure *m) { return m->requests != NULL; }
+const char *measure_socket_mode(const struct measure *m) { return m->socks ? sock_tracker_mode(m->socks) : "off"; }
+
+int measure_request_stats(const struct measure *m, size_t model, struct model_stats_snapshot *out)
+{
+	return m->requests && m->request_stats ? model_stats_snapshot(m->request_stats, model, out) : -1;
+}
 
 const struct request_info *measure_completed(const struct measure *m, size_t *n)
 {
@@ -335,6 +405,7 @@ void measure_close(struct measure *m)
 	sock_tracker_close(m->socks);
 	ledger_close(m->ledger);
 	requests_free(m->requests);
+	model_stats_free(m->request_stats);
 	gpu_top_close(m->gpu);
 	tracker_close(m->tracker);
 	free(m->done);

@@ -42,7 +42,42 @@ struct measure_opts {
 	struct ledger_config ledger;	/* opened when ledger.given */
 	bool no_requests;		/* no socket tracking, no request windows */
 	double request_idle_s;		/* quiet after a response that ends a request; <= 0: 2 s */
+	const char *request_paths;	/* path prefixes that count as requests, comma-separated;
+					 * NULL: REQUEST_DEFAULT_PATHS */
+	int socket_hooks;		/* enum sock_hooks (sock_tracker.h); 0: auto */
+	bool energy_source_given;	/* --energy-source was on the command line */
 };
+
+/* The energy and ledger options of every command that measures (erg top,
+ * erg serve), one group: put MEASURE_LONG_OPTIONS in the option table (with
+ * <getopt.h>); getopt_long returns MEASURE_GETOPT_VAL or LEDGER_GETOPT_VAL
+ * for them, and
+ *   measure_set_option(&opts, longopts[longindex].name, optarg, err, errlen)
+ * applies either. measure_opts_init() first, measure_opts_check() after the
+ * last option. */
+#define MEASURE_GETOPT_VAL 0x4d45
+#define MEASURE_LONG_OPTIONS \
+	{ "energy-source", required_argument, NULL, MEASURE_GETOPT_VAL }, \
+	{ "idle-watts", required_argument, NULL, MEASURE_GETOPT_VAL }, \
+	{ "watts-per-core", required_argument, NULL, MEASURE_GETOPT_VAL }, \
+	LEDGER_LONG_OPTIONS
+#define MEASURE_ENERGY_OPTIONS_HELP \
+"  -e, --energy-source SRC      auto (default: rapl, then hwmon, then model),\n" \
+"                               rapl, hwmon or model\n" \
+"      --idle-watts W           power model: node idle watts (never attributed;\n" \
+"                               above 0, at most 1e6)\n" \
+"      --watts-per-core W       power model: watts per busy core above idle\n" \
+"                               (above 0, at most 1e6)\n"
+
+/* Zeroes o, then the defaults: prog names the notices, no ledger. */
+void measure_opts_init(struct measure_opts *o, const char *prog);
+/* One option of the group by name without dashes ("idle-watts"); arg NULL
+ * for a flag. 0 applied, -1 with a message naming the option in err (a bad
+ * value, or a name not of the group). */
+int measure_set_option(struct measure_opts *o, const char *name, const char *arg, char *err, size_t errlen);
+/* After parsing: the ledger options agree (a supply, at most one). 0, or
+ * -1 with the message in err. */
+int measure_opts_check(const struct measure_opts *o, char *err, size_t errlen);
 
 /* One worker (one target of the target_set, same index). */
 struct measure_worker {
@@ -117,6 +152,14 @@ const char *measure_sched_mode(const struct measure *m);
 const struct gpu_top *measure_gpu(const struct measure *m);
 const struct ledger *measure_ledger(const struct measure *m);
 bool measure_requests_on(const struct measure *m);
+/* "tp_btf", "raw_tp" or "syscalls": the socket hooks that run; "off" when
+ * requests are off. */
+const char *measure_socket_mode(const struct measure *m);
+/* J/request (moments, histogram, p50/p90/p99) of model i's completed
+ * requests since attach, partial ones left out; -1 when requests are off or
+ * i is out of range. */
+struct model_stats_snapshot;
+int measure_request_stats(const struct measure *m, size_t model, struct model_stats_snapshot *out);
 
 /* Close the ledger's slots up to the last tick and sync its journal. */
 void measure_finish(struct measure *m);

@@ -4,10 +4,21 @@
 #include <string.h>
 #include "requests.h"
 
+/* What the first bytes in say about a request (see requests.h). */
+enum request_kind {
+	KIND_UNDECIDED,	/* the request line is still coming */
+	KIND_COUNTED,
+	KIND_EXCLUDED,	/* another path, or not a request line */
+};
+
 struct live_request {
 	struct request_info info;
 	double last_out_s;
 	double pending_cpu_ns;	/* CPU share since the last split */
+	double tail_cpu_ns;	/* tentative share since its last output */
+	char head[ERG_SOCK_HEAD_LEN];	/* first bytes in, for the request line */
+	unsigned head_len;
+	enum request_kind kind;
 	bool saw_out;
 	bool ended;
 	bool in_use;
@@ -15,7 +26,7 @@ struct live_request {
 
 struct conn {
 	unsigned tgid;
-	int fd;
+	unsigned long long sock;
 	long cur;		/* index into reqs, or -1 */
 	bool in_use;
 };
@@ -37,6 +48,8 @@ struct request_tracker {
 	size_t n_reqs, cap_reqs;
 	struct proc_stamp *stamps;
 	size_t n_stamps, cap_stamps;
+	char paths[REQUEST_MAX_PATHS][REQUEST_PATH_LEN + 1];
+	size_t n_paths;
 };
 
 struct request_tracker *requests_new(size_t n_workers, double idle_timeout_s)
@@ -48,6 +61,7 @@ struct request_tracker *requests_new(size_t n_workers, double idle_timeout_s)
 	rt->n_workers = n_workers;
 	rt->idle_timeout_s = idle_timeout_s > 0 ? idle_timeout_s : 5.0;
 	rt->next_id = 1;
+	requests_set_paths(rt, REQUEST_DEFAULT_PATHS);
 	return rt;
 }
 
@@ -59,6 +73,30 @@ void requests_free(struct request_tracker *rt)
 	free(rt->reqs);
 	free(rt->stamps);
 	free(rt);
+}
+
+int requests_set_paths(struct request_tracker *rt, const char *csv)
+{
+	char paths[REQUEST_MAX_PATHS][REQUEST_PATH_LEN + 1];
+	size_t n = 0;
+	const char *p = csv;
+
+	if (!csv || !*csv)
+		return -1;
+	for (;;) {
+		size_t len = strcspn(p, ",");
+
+		if (!len || p[0] != '/' || len > REQUEST_PATH_LEN || n == REQUEST_MAX_PATHS)
+			return -1;
+		memcpy(paths[n], p, len);
+		paths[n++][len] = '\0';
+		if (!p[len])
+			break;
+		p += len + 1;
+	}
+	memcpy(rt->paths, paths, sizeof(paths));
+	rt->n_paths = n;
+	return 0;
 }
 
 /* Grow *items (of *cap elements of size sz) to hold one more than *n. */
@@ -78,14 +116,14 @@ static bool grow(void **items, size_t *cap, size_t n, size_t sz)
 	return true;
 }
 
-static struct conn *find_conn(struct request_tracker *rt, unsigned tgid, int fd, bool create)
+static struct conn *find_conn(struct request_tracker *rt, unsigned tgid, unsigned long long sock, bool create)
 {
 	struct conn *free_slot = NULL;
 
 	for (size_t i = 0; i < rt->n_conns; i++) {
 		struct conn *c = &rt->conns[i];
 
-		if (c->in_use && c->tgid == tgid && c->fd == fd)
+		if (c->in_use && c->tgid == tgid && c->sock == sock)
 			return c;
 		if (!c->in_use && !free_slot)
 			free_slot = c;
@@ -97,11 +135,12 @@ static struct conn *find_conn(struct request_tracker *rt, unsigned tgid, int fd,
 			return NULL;
 		free_slot = &rt->conns[rt->n_conns++];
 	}
-	*free_slot = (struct conn){ .tgid = tgid, .fd = fd, .cur = -1, .in_use = true };
+	*free_slot = (struct conn){ .tgid = tgid, .sock = sock, .cur = -1, .in_use = true };
 	return free_slot;
 }
 
-static long new_request(struct request_tracker *rt, unsigned worker, unsigned tgid, int fd, double ts)
+static long new_request(struct request_tracker *rt, unsigned worker, unsigned tgid, unsigned long long sock,
+			double ts)
 {
 	size_t i;
 
@@ -115,27 +154,84 @@ static long new_request(struct request_tracker *rt, unsigned worker, unsigned tg
 	}
 	memset(&rt->reqs[i], 0, sizeof(rt->reqs[i]));
 	rt->reqs[i].in_use = true;
-	rt->reqs[i].info.id = rt->next_id++;
 	rt->reqs[i].info.worker = worker;
 	rt->reqs[i].info.tgid = tgid;
-	rt->reqs[i].info.fd = fd;
+	rt->reqs[i].info.conn = sock;
 	rt->reqs[i].info.start_s = ts;
 	return (long)i;
 }
 
-static void end_request(struct live_request *r, double ts)
+static bool is_method_char(char c)
 {
+	return c >= 'A' && c <= 'Z';
+}
+
+/* Read the request line from the head so far. final: no more bytes will
+ * come (a response started, or the request ended). */
+static void classify(struct request_tracker *rt, struct live_request *r, bool final)
+{
+	const char *h = r->head;
+	size_t n = r->head_len, m = 0, p, plen;
+
+	while (m < n && m < REQUEST_METHOD_LEN - 1 && is_method_char(h[m]))
+		m++;
+	if ((m == n || m + 1 == n) && !final && m < REQUEST_METHOD_LEN - 1 && (m == n || h[m] == ' '))
+		return;			/* the method or the path's start is still coming */
+	if (!m || m + 1 >= n || h[m] != ' ' || h[m + 1] != '/') {
+		r->kind = KIND_EXCLUDED;	/* not a request line */
+		return;
+	}
+	p = m + 1;
+	plen = 0;
+	while (p + plen < n && h[p + plen] != ' ' && h[p + plen] != '\r' && h[p + plen] != '\n')
+		plen++;
+	if (p + plen == n && n < sizeof(r->head) && !final)
+		return;			/* the path is still coming */
+	memcpy(r->info.method, h, m);
+	r->info.method[m] = '\0';
+	memcpy(r->info.path, h + p, plen);
+	r->info.path[plen] = '\0';
+	r->kind = KIND_EXCLUDED;
+	for (size_t i = 0; i < rt->n_paths; i++)
+		if (!strncmp(r->info.path, rt->paths[i], strlen(rt->paths[i])))
+			r->kind = KIND_COUNTED;
+}
+
+/* "HTTP/1.x NNN" at the start of a response. */
+static int status_of(const char *h, unsigned n)
+{
+	if (n < 12 || memcmp(h, "HTTP/", 5) || h[8] != ' ')
+		return 0;
+	for (int i = 9; i < 12; i++)
+		if (h[i] < '0' || h[i] > '9')
+			return 0;
+	return (h[9] - '0') * 100 + (h[10] - '0') * 10 + (h[11] - '0');
+}
+
+static void end_request(struct request_tracker *rt, struct live_request *r, double ts)
+{
+	if (r->kind == KIND_UNDECIDED)
+		classify(rt, r, true);
 	r->ended = true;
+	r->tail_cpu_ns = 0;	/* no output followed: not its work */
 	r->info.end_s = r->saw_out ? r->last_out_s : ts;
 }
 
-/* The CPU process tgid used since its previous stamp goes, in equal parts,
- * to its requests open over that stretch (state before this event). */
-static void charge_cpu(struct request_tracker *rt, unsigned tgid, uint64_t cpu_ns)
+/* Whether r is being worked on over the stretch that ends with an event
+ * whose output belongs to request index out (-1: none). */
+static bool working(const struct live_request *r, long idx, long out)
+{
+	return !r->saw_out || idx == out;
+}
+
+/* The CPU process tgid used since its previous stamp goes to its requests
+ * being worked on (requests.h), state before the event at hand; out is the
+ * request whose output that event is (-1: none). */
+static void charge_cpu(struct request_tracker *rt, unsigned tgid, uint64_t cpu_ns, long out)
 {
 	struct proc_stamp *ps = NULL, *free_slot = NULL;
 	uint64_t delta;
-	size_t open = 0;
+	size_t busy = 0, between = 0;
 
 	for (size_t i = 0; i < rt->n_stamps; i++) {
 		if (rt->stamps[i].in_use && rt->stamps[i].tgid == tgid) {
@@ -154,27 +250,38 @@ static void charge_cpu(struct request_tracker *rt, unsigned tgid, uint64_t cpu_n
 		*free_slot = (struct proc_stamp){ tgid, cpu_ns, true };
 		return;
 	}
+	/* stamps taken in softirq context or from finished slices only may
+	 * run behind: never count time twice */
 	delta = cpu_ns > ps->cpu_ns ? cpu_ns - ps->cpu_ns : 0;
-	if (cpu_ns > ps->cpu_ns)
-		ps->cpu_ns = cpu_ns;
 	if (!delta)
 		return;
-	for (size_t i = 0; i < rt->n_reqs; i++)
-		open += rt->reqs[i].in_use && !rt->reqs[i].ended && rt->reqs[i].info.tgid == tgid;
-	if (!open)
-		return;
+	ps->cpu_ns = cpu_ns;
+	for (size_t i = 0; i < rt->n_reqs; i++) {
+		const struct live_request *r = &rt->reqs[i];
+
+		if (!r->in_use || r->ended || r->info.tgid != tgid)
+			continue;
+		if (working(r, (long)i, out))
+			busy++;
+		else
+			between++;
+	}
 	for (size_t i = 0; i < rt->n_reqs; i++) {
 		struct live_request *r = &rt->reqs[i];
 
-		if (r->in_use && !r->ended && r->info.tgid == tgid)
-			r->pending_cpu_ns += (double)delta / (double)open;
+		if (!r->in_use || r->ended || r->info.tgid != tgid)
+			continue;
+		if (busy && working(r, (long)i, out))
+			r->pending_cpu_ns += (double)delta / (double)busy;
+		else if (!busy)
+			r->tail_cpu_ns += (double)delta / (double)between;
 	}
 }
 
 void requests_stamp(struct request_tracker *rt, unsigned tgid, double ts_s, uint64_t cpu_ns)
 {
 	(void)ts_s;
-	charge_cpu(rt, tgid, cpu_ns);
+	charge_cpu(rt, tgid, cpu_ns, -1);
 }
 
 size_t requests_open_tgids(const struct request_tracker *rt, unsigned *tgids, size_t max)
@@ -195,52 +302,79 @@ size_t requests_open_tgids(const struct request_tracker *rt, unsigned *tgids, si
 	return n;
 }
 
+/* The connection's request under way, after an idle timeout ended it. */
+static long current(struct request_tracker *rt, struct conn *c)
+{
+	if (c->cur >= 0 && rt->reqs[c->cur].ended)
+		c->cur = -1;
+	return c->cur;
+}
+
 void requests_event(struct request_tracker *rt, unsigned worker, const struct erg_sock_event *e)
 {
 	double ts = (double)e->ts_ns / 1e9;
 	struct conn *c;
 	struct live_request *cur;
+	long idx;
+	unsigned head_len = e->head_len < ERG_SOCK_HEAD_LEN ? e->head_len : ERG_SOCK_HEAD_LEN;
 
 	if (worker >= rt->n_workers)
 		return;
-	charge_cpu(rt, e->tgid, e->cpu_ns);
-	c = find_conn(rt, e->tgid, e->fd, e->dir != ERG_SOCK_CLOSE);
+	c = find_conn(rt, e->tgid, e->sock, e->dir != ERG_SOCK_CLOSE);
+	idx = c ? current(rt, c) : -1;
+	/* the stretch up to an output is the work that produced it */
+	charge_cpu(rt, e->tgid, e->cpu_ns, e->dir == ERG_SOCK_OUT ? idx : -1);
 	if (!c)
 		return;
-	cur = c->cur >= 0 ? &rt->reqs[c->cur] : NULL;
-	if (cur && cur->ended) {	/* ended by the idle timeout */
-		cur = NULL;
-		c->cur = -1;
-	}
+	cur = idx >= 0 ? &rt->reqs[idx] : NULL;
 
 	switch (e->dir) {
 	case ERG_SOCK_IN:
 		if (cur && cur->saw_out) {	/* keep-alive: the next request */
-			end_request(cur, ts);
+			end_request(rt, cur, ts);
 			cur = NULL;
 		}
 		if (!cur) {
-			c->cur = new_request(rt, worker, e->tgid, e->fd, ts);
+			c->cur = new_request(rt, worker, e->tgid, e->sock, ts);
 			if (c->cur < 0)
 				return;
 			cur = &rt->reqs[c->cur];
+			if (!head_len)	/* unreadable bytes: cannot tell, count it */
+				cur->kind = KIND_COUNTED;
+		}
+		if (cur->kind == KIND_UNDECIDED) {
+			unsigned room = (unsigned)sizeof(cur->head) - cur->head_len;
+			unsigned n = head_len < room ? head_len : room;
+
+			memcpy(cur->head + cur->head_len, e->head, n);
+			cur->head_len += n;
+			classify(rt, cur, !head_len);
 		}
 		cur->info.bytes_in += e->bytes;
 		break;
 	case ERG_SOCK_OUT:
 		if (!cur) {	/* a response to a request read before erg attached */
-			c->cur = new_request(rt, worker, e->tgid, e->fd, ts);
+			c->cur = new_request(rt, worker, e->tgid, e->sock, ts);
 			if (c->cur < 0)
 				return;
 			cur = &rt->reqs[c->cur];
+			cur->info.partial = true;
+			cur->kind = KIND_COUNTED;
 		}
+		if (cur->kind == KIND_UNDECIDED)
+			classify(rt, cur, true);
+		if (!cur->saw_out)
+			cur->info.status = status_of(e->head, head_len);
 		cur->info.bytes_out += e->bytes;
+		cur->info.sse_events += e->sse_events;
 		cur->last_out_s = ts;
 		cur->saw_out = true;
+		cur->pending_cpu_ns += cur->tail_cpu_ns;	/* its output followed: its work */
+		cur->tail_cpu_ns = 0;
 		break;
 	case ERG_SOCK_CLOSE:
 		if (cur)
-			end_request(cur, ts);
+			end_request(rt, cur, ts);
 		c->in_use = false;
 		break;
 	}
@@ -265,6 +399,10 @@ void requests_split(struct request_tracker *rt, double now_s, const uint64_t *wo
 
 			if (!r->in_use || r->info.worker != w || r->pending_cpu_ns <= 0)
 				continue;
+			if (r->kind == KIND_EXCLUDED) {	/* not a request: non-request work */
+				r->pending_cpu_ns = 0;
+				continue;
+			}
 			nj = (uint64_t)((double)worker_nj[w] * (r->pending_cpu_ns / denom));
 			if (nj > worker_nj[w] - given)
 				nj = worker_nj[w] - given;
@@ -282,7 +420,7 @@ void requests_split(struct request_tracker *rt, double now_s, const uint64_t *wo
 		struct live_request *r = &rt->reqs[i];
 
 		if (r->in_use && !r->ended && r->saw_out && now_s - r->last_out_s > rt->idle_timeout_s)
-			end_request(r, now_s);
+			end_request(rt, r, now_s);
 	}
 }
 
@@ -296,7 +434,10 @@ size_t requests_take_completed(struct request_tracker *rt, struct request_info *
 		/* a request's CPU share still pending goes out with the next split */
 		if (!r->in_use || !r->ended || r->pending_cpu_ns > 0)
 			continue;
-		out[n++] = r->info;
+		if (r->kind != KIND_EXCLUDED) {
+			r->info.id = rt->next_id++;
+			out[n++] = r->info;
+		}
 		r->in_use = false;
 		for (size_t c = 0; c < rt->n_conns; c++)
 			if (rt->conns[c].in_use && rt->conns[c].cur == (long)i)
@@ -309,7 +450,10 @@ size_t requests_active(const struct request_tracker *rt, unsigned worker)
 {
 	size_t n = 0;
 
-	for (size_t i = 0; i < rt->n_reqs; i++)
-		n += rt->reqs[i].in_use && !rt->reqs[i].ended && rt->reqs[i].info.worker == worker;
+	for (size_t i = 0; i < rt->n_reqs; i++) {
+		const struct live_request *r = &rt->reqs[i];
+
+		n += r->in_use && !r->ended && r->info.worker == worker && r->kind != KIND_EXCLUDED;
+	}
 	return n;
 }

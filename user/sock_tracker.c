@@ -1,4 +1,4 @@
-/* Loader of the socket syscall tracepoints. */
+/* Loader of the socket programs: one hook set of three, picked at run time. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@ struct sock_tracker {
 	unsigned cache_tgid[WORKER_CACHE];
 	int cache_worker[WORKER_CACHE];
 	int events;
+	enum sock_hooks mode;
 };
 
 static int worker_of(struct sock_tracker *st, unsigned tgid)
@@ -52,11 +53,50 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+static const char *const hook_names[] = { "auto", "tp_btf", "raw_tp", "syscalls" };
+/* Section prefix of each set's programs. */
+static const char *const hook_sections[] = { "", "tp_btf/", "raw_tp/", "tracepoint/" };
+
+int sock_hooks_parse(const char *name)
+{
+	for (int i = 0; i < (int)(sizeof(hook_names) / sizeof(*hook_names)); i++)
+		if (name && !strcmp(name, hook_names[i]))
+			return i;
+	return -1;
+}
+
+/* Open, load and attach one hook set; 0 or a negative errno. */
+static int load_set(struct sock_tracker *st, enum sock_hooks set)
+{
+	const char *prefix = hook_sections[set];
+	struct bpf_program *prog;
+	int rc;
+
+	st->skel = sockets_bpf__open();
+	if (!st->skel)
+		return -errno;
+	bpf_object__for_each_program(prog, st->skel->obj)
+		bpf_program__set_autoload(prog, !strncmp(bpf_program__section_name(prog), prefix, strlen(prefix)));
+	rc = bpf_map__reuse_fd(st->skel->maps.procs, tracker_procs_fd(st->procs));
+	if (!rc)
+		rc = bpf_map__reuse_fd(st->skel->maps.cpu_state, tracker_cpu_state_fd(st->procs));
+	if (!rc)
+		rc = sockets_bpf__load(st->skel);
+	if (!rc)
+		rc = sockets_bpf__attach(st->skel);
+	if (rc) {
+		sockets_bpf__destroy(st->skel);
+		st->skel = NULL;
+	}
+	return rc;
+}
+
 struct sock_tracker *sock_tracker_open(struct tracker *procs, struct request_tracker *requests,
-				       char *err, size_t errlen)
+				       enum sock_hooks hooks, char *err, size_t errlen)
 {
 	struct sock_tracker *st = calloc(1, sizeof(*st));
-	int rc;
+	enum sock_hooks first = hooks, last = hooks;
+	int rc = -ENOENT;
 
 	if (!st) {
 		snprintf(err, errlen, "out of memory");
@@ -64,24 +104,23 @@ struct sock_tracker *sock_tracker_open(struct tracker *procs, struct request_tra
 	}
 	st->procs = procs;
 	st->requests = requests;
-	st->skel = sockets_bpf__open();
+	if (hooks == SOCK_HOOKS_AUTO) {
+		/* tp_btf is cheaper; an erg told --raw-tp uses raw_tp here too */
+		first = strcmp(tracker_mode(procs), "raw_tp") ? SOCK_HOOKS_TP_BTF : SOCK_HOOKS_RAW_TP;
+		last = SOCK_HOOKS_SYSCALLS;
+	}
+	for (enum sock_hooks set = first; set <= last && !st->skel; set++) {
+		rc = load_set(st, set);
+		if (!rc)
+			st->mode = set;
+	}
 	if (!st->skel) {
-		snprintf(err, errlen, "cannot open the socket BPF programs: %s", strerror(errno));
-		goto fail;
-	}
-	rc = bpf_map__reuse_fd(st->skel->maps.procs, tracker_procs_fd(procs));
-	if (!rc)
-		rc = bpf_map__reuse_fd(st->skel->maps.cpu_state, tracker_cpu_state_fd(procs));
-	if (!rc)
-		rc = sockets_bpf__load(st->skel);
-	if (rc) {
-		snprintf(err, errlen, "cannot load the socket BPF programs: %s", strerror(-rc));
-		goto fail;
-	}
-	rc = sockets_bpf__attach(st->skel);
-	if (rc) {
-		snprintf(err, errlen, "cannot attach the syscall tracepoints: %s (is tracefs mounted? mount -t tracefs tracefs /sys/kernel/tracing)",
-			 strerror(-rc));
+		if (last == SOCK_HOOKS_SYSCALLS)
+			snprintf(err, errlen, "cannot load or attach the socket programs (%s): %s; the sock tracepoints need kernel 6.3+, the syscall tracepoints tracefs (mount -t tracefs tracefs /sys/kernel/tracing)",
+				 hook_names[last], strerror(rc < 0 ? -rc : rc));
+		else
+			snprintf(err, errlen, "cannot load or attach the %s socket programs: %s (the sock tracepoints need kernel 6.3+; --socket-hooks auto picks what this kernel has)",
+				 hook_names[last], strerror(rc < 0 ? -rc : rc));
 		goto fail;
 	}
 	st->rb = ring_buffer__new(bpf_map__fd(st->skel->maps.events), on_event, st, NULL);
@@ -93,6 +132,11 @@ struct sock_tracker *sock_tracker_open(struct tracker *procs, struct request_tra
 fail:
 	sock_tracker_close(st);
 	return NULL;
+}
+
+const char *sock_tracker_mode(const struct sock_tracker *st)
+{
+	return hook_names[st->mode];
 }
 
 int sock_tracker_poll(struct sock_tracker *st)
@@ -120,7 +164,7 @@ int sock_tracker_fd(const struct sock_tracker *st)
 
 unsigned long long sock_tracker_dropped(const struct sock_tracker *st)
 {
-	return st->skel->bss->dropped_events;
+	return st->skel ? st->skel->bss->dropped_events : 0;
 }
 
 void sock_tracker_close(struct sock_tracker *st)

@@ -1,6 +1,13 @@
-/* The loader of bpf/sockets.bpf.c: socket reads/writes of the tracked
- * processes, fed to a request_tracker (user/requests.h). Classic syscall
- * tracepoints: tracefs must be mounted on /sys/kernel/tracing. */
+/* The loader of bpf/sockets.bpf.c: socket sends/receives of the tracked
+ * processes, fed to a request_tracker (user/requests.h).
+ *
+ * Hooks, picked at run time (the first that loads and attaches):
+ *   tp_btf   sock:sock_send_length, sock:sock_recv_length and
+ *            sock:inet_sock_set_state (kernel 6.3+), BTF-typed;
+ *   raw_tp   the same tracepoints, untyped;
+ *   syscalls syscalls:sys_enter/exit_* of read, write, send, recv and close,
+ *            for older kernels: this one slows every syscall of every process
+ *            on the node and needs tracefs on /sys/kernel/tracing. */
 #ifndef ERG_SOCK_TRACKER_H
 #define ERG_SOCK_TRACKER_H
 
@@ -10,9 +17,20 @@
 
 struct sock_tracker;
 
-/* Shares the tracked-process map of `procs`. NULL with a reason in err. */
+/* The hook sets, in the order they are tried. */
+enum sock_hooks { SOCK_HOOKS_AUTO = 0, SOCK_HOOKS_TP_BTF, SOCK_HOOKS_RAW_TP, SOCK_HOOKS_SYSCALLS };
+
+/* "tp_btf", "raw_tp" or "syscalls" to a hook set; -1 for anything else
+ * ("auto" is SOCK_HOOKS_AUTO). */
+int sock_hooks_parse(const char *name);
+
+/* Shares the tracked-process map of `procs`. hooks: SOCK_HOOKS_AUTO tries
+ * tp_btf (raw_tp when procs itself runs raw_tp), then raw_tp, then syscalls;
+ * another value loads that set only. NULL with a reason in err. */
 struct sock_tracker *sock_tracker_open(struct tracker *procs, struct request_tracker *requests,
-				       char *err, size_t errlen);
+				       enum sock_hooks hooks, char *err, size_t errlen);
+/* "tp_btf", "raw_tp" or "syscalls": the hook set that runs. */
+const char *sock_tracker_mode(const struct sock_tracker *st);
 /* Drain the ring buffer into the request tracker (non-blocking). Returns
  * the number of events read, or < 0 on error. */
 int sock_tracker_poll(struct sock_tracker *st);

@@ -11,8 +11,10 @@
 static void ev(struct request_tracker *rt, unsigned worker, double t, double cpu_ms, int fd, unsigned dir,
 	       unsigned bytes)
 {
-	struct erg_sock_event e = { (unsigned long long)(t * 1e9), (unsigned long long)(cpu_ms * 1e6),
-				    100 + worker, fd, dir, bytes };
+	struct erg_sock_event e = { .ts_ns = (unsigned long long)(t * 1e9),
+				    .cpu_ns = (unsigned long long)(cpu_ms * 1e6),
+				    .sock = (unsigned long long)fd, .tgid = 100 + worker,
+				    .dir = dir, .bytes = bytes };
 
 	requests_event(rt, worker, &e);
 }
@@ -28,15 +30,15 @@ static void one_request_gets_the_cpu_it_used(void **state)
 	ev(rt, 0, 10.10, 50, 7, ERG_SOCK_IN, 300);	/* 50 ms before: not the request's */
 	ev(rt, 0, 10.50, 250, 7, ERG_SOCK_OUT, 100);
 	ev(rt, 0, 10.75, 350, 7, ERG_SOCK_OUT, 100);	/* 300 ms inside the window */
-	ev(rt, 0, 10.80, 400, 7, ERG_SOCK_CLOSE, 0);	/* open until it is known to end */
+	ev(rt, 0, 10.80, 400, 7, ERG_SOCK_CLOSE, 0);	/* after its last byte out: not its */
 	requests_split(rt, 11.0, worker_nj, cpu, req, nonreq);
-	assert_int_equal(req[0], 875000000ULL);	/* 350 of 400 ms */
-	assert_int_equal(nonreq[0], 125000000ULL);
+	assert_int_equal(req[0], 750000000ULL);	/* 300 of 400 ms */
+	assert_int_equal(nonreq[0], 250000000ULL);
 	assert_int_equal(requests_take_completed(rt, done, 4), 1);
 	assert_int_equal(done[0].bytes_in, 300);
 	assert_int_equal(done[0].bytes_out, 200);
-	assert_int_equal(done[0].cpu_ns, 350000000ULL);
-	assert_int_equal(done[0].nj, 875000000ULL);
+	assert_int_equal(done[0].cpu_ns, 300000000ULL);
+	assert_int_equal(done[0].nj, 750000000ULL);
 	assert_true(done[0].end_s > 10.74 && done[0].end_s < 10.76);
 	assert_int_equal(requests_take_completed(rt, done, 4), 0);
 	requests_free(rt);
@@ -76,7 +78,7 @@ static void concurrent_requests_share_cpu(void **state)
 	ev(rt, 0, 0.0, 0, 5, ERG_SOCK_IN, 10);
 	ev(rt, 0, 1.0, 100, 6, ERG_SOCK_IN, 10);	/* 100 ms: fd 5 alone */
 	ev(rt, 0, 2.0, 200, 5, ERG_SOCK_OUT, 10);	/* 100 ms: both, 50 each */
-	ev(rt, 0, 3.0, 300, 6, ERG_SOCK_OUT, 10);	/* 100 ms: both open (5 until close) */
+	ev(rt, 0, 3.0, 300, 6, ERG_SOCK_OUT, 10);	/* 100 ms: fd 6 alone (5 was answered) */
 	ev(rt, 0, 3.0, 300, 5, ERG_SOCK_CLOSE, 0);
 	ev(rt, 0, 3.0, 300, 6, ERG_SOCK_CLOSE, 0);
 	requests_split(rt, 3.0, worker_nj, cpu, req, nonreq);
@@ -86,13 +88,13 @@ static void concurrent_requests_share_cpu(void **state)
 	assert_int_equal(nonreq[1], 777);
 	assert_int_equal(requests_take_completed(rt, done, 4), 2);
 	for (int i = 0; i < 2; i++) {
-		if (done[i].fd == 5)
+		if (done[i].conn == 5)
 			a = done[i].nj;
 		else
 			b = done[i].nj;
 	}
-	assert_int_equal(a, 2000000000ULL);	/* 100 + 50 + 50 ms */
-	assert_int_equal(b, 1000000000ULL);	/* 50 + 50 ms */
+	assert_int_equal(a, 1500000000ULL);	/* 100 + 50 ms */
+	assert_int_equal(b, 1500000000ULL);	/* 50 + 100 ms */
 	requests_free(rt);
 }
 
