@@ -55,6 +55,10 @@ int ledger_set_option(struct ledger_config *cfg, const char *name, const char *v
 		}
 		cfg->supply_trace = value;
 		cfg->supply_given = true;
+	} else if (!strcmp(name, "supply-trace-start")) {
+		if (supply_trace_parse_start(value, &cfg->trace_start, err, errlen))
+			return -1;
+		cfg->trace_start_given = true;
 	} else if (!strcmp(name, "storage-joules")) {
 		if (parse_num(name, value, 0, 1e18, "joules", &cfg->storage_joules, err, errlen))
 			return -1;
@@ -84,6 +88,10 @@ int ledger_config_check(const struct ledger_config *cfg, char *err, size_t errle
 {
 	if (cfg->given && !cfg->supply_given) {
 		errbuf_set(err, errlen, "the ledger options need a supply: add --supply-watts W or --supply-trace CSV");
+		return -1;
+	}
+	if (cfg->trace_start_given && !cfg->supply_trace) {
+		errbuf_set(err, errlen, "--supply-trace-start applies to --supply-trace CSV; add one or drop it");
 		return -1;
 	}
 	return 0;
@@ -284,6 +292,8 @@ struct ledger {
 	double supply_watts;		/* constant supply (no trace) */
 	struct supply_trace *trace;
 	char *trace_path;
+	struct supply_trace_start trace_start;
+	double trace_offset;		/* trace seconds at run second 0 */
 	double capacity;
 	double slot_s;
 	struct journal *journal;
@@ -396,6 +406,15 @@ static int open_journal(struct ledger *l, const struct ledger_config *cfg, char 
 	return 0;
 }
 
+/* Enter the trace where the local clock says (supply_trace.h): a one-day
+ * trace attached at 14:00 supplies its 14:00 watts, not its midnight. */
+static void align_trace(struct ledger *l)
+{
+	if (l->trace)
+		l->trace_offset = supply_trace_start_offset(l->trace, &l->trace_start,
+							    supply_trace_time_of_day(time(NULL)));
+}
+
 struct ledger *ledger_open(const struct ledger_config *cfg, char *err, size_t errlen)
 {
 	struct ledger *l;
@@ -420,6 +439,8 @@ struct ledger *ledger_open(const struct ledger_config *cfg, char *err, size_t er
 		l->trace = supply_trace_load(cfg->supply_trace, err, errlen);
 		if (!l->trace)
 			goto fail;
+		l->trace_start = cfg->trace_start;
+		align_trace(l);
 		l->trace_path = strdup(cfg->supply_trace);
 		if (!l->trace_path) {
 			errbuf_set(err, errlen, "ledger: out of memory");
@@ -438,6 +459,7 @@ void ledger_start(struct ledger *l, double now_s)
 {
 	if (l->started)
 		return;
+	align_trace(l);		/* the clock starts now, not at open */
 	l->started = true;
 	l->t0 = now_s;
 	l->last_t = now_s;
@@ -455,7 +477,8 @@ static double slot_end(const struct ledger *l)
 static int close_slot(struct ledger *l, bool sync)
 {
 	double t_start = (double)l->run_slots * l->slot_s, t_end = t_start + l->slot_s;
-	double supply = l->trace ? supply_trace_joules(l->trace, t_start, t_end)
+	double supply = l->trace ? supply_trace_joules(l->trace, l->trace_offset + t_start,
+						       l->trace_offset + t_end)
 				 : l->supply_watts * l->slot_s;
 	struct journal_record rec = { .type = JOURNAL_SLOT };
 	struct journal_slot *s = &rec.slot;
@@ -555,14 +578,25 @@ double ledger_supply_watts(const struct ledger *l)
 {
 	if (!l->trace)
 		return l->supply_watts;
-	return supply_trace_watts(l->trace, (double)l->run_slots * l->slot_s);
+	return supply_trace_watts(l->trace, l->trace_offset + (double)l->run_slots * l->slot_s);
+}
+
+double ledger_trace_position(const struct ledger *l)
+{
+	double period, x;
+
+	if (!l->trace)
+		return NAN;
+	period = supply_trace_period(l->trace);
+	x = fmod(l->trace_offset + (double)l->run_slots * l->slot_s, period);
+	return x < 0 ? x + period : x;
 }
 
 int ledger_format_lines(const struct ledger *l, char *buf, size_t len)
 {
 	const struct ledger_stats *s = &l->stats;
 	char st[32], cap[32], d[32], b[32], a[32], w[32], m[32], sd[32], ta[32], tw[32], se[32];
-	char storage[96];
+	char storage[96], where[48] = "";
 	int n;
 
 	if (l->capacity > 0) {
@@ -580,9 +614,16 @@ int ledger_format_lines(const struct ledger *l, char *buf, size_t len)
 	ledger_format_joules(sd, sizeof(sd), ledger_moments_sigma(&s->demand));
 	ledger_format_joules(ta, sizeof(ta), s->total_aux);
 	ledger_format_joules(tw, sizeof(tw), s->total_waste);
+	if (l->trace) {
+		double pos = ledger_trace_position(l);
+
+		/* the trace's own clock: a day trace reads as a time of day */
+		snprintf(where, sizeof(where), " (trace at %02d:%02d)", (int)(pos / 3600),
+			 (int)fmod(pos / 60, 60));
+	}
 	n = snprintf(buf, len, "ledger  %llu slots of %g s | supply %.4g W%s | %s\n",
 		     (unsigned long long)s->slots, l->slot_s, ledger_supply_watts(l),
-		     l->trace ? " (trace)" : "", storage);
+		     where, storage);
 	if (n < 0)
 		return n;
 	if (s->slots) {
@@ -617,6 +658,8 @@ void ledger_add_json(const struct ledger *l, cJSON *obj)
 	add_num(obj, "slot_s", l->slot_s);
 	add_num(obj, "supply_watts", ledger_supply_watts(l));
 	cJSON_AddStringToObject(obj, "supply_kind", l->trace ? "trace" : "constant");
+	if (l->trace)
+		add_num(obj, "supply_trace_position_s", ledger_trace_position(l));
 	add_num(obj, "storage", l->storage);
 	add_num(obj, "capacity", l->capacity);
 	add_num(obj, "open_demand", l->open_demand);

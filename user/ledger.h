@@ -21,12 +21,15 @@
 #include <stdint.h>
 #include "journal.h"
 #include "supply.h"
+#include "supply_trace.h"
 
 struct cJSON;
 
 struct ledger_config {
 	double supply_watts;		/* constant baseline supply b/slot_s, W */
 	const char *supply_trace;	/* CSV trace (supply_trace.h) instead, or NULL */
+	struct supply_trace_start trace_start;	/* where the run enters the trace */
+	bool trace_start_given;		/* --supply-trace-start was given */
 	double storage_joules;		/* storage capacity C; 0 = none (docs/theory.md §3.1) */
 	double slot_s;			/* slot length, s (default 1) */
 	const char *journal_path;	/* append-only journal, or NULL */
@@ -44,7 +47,13 @@ struct ledger_config {
 	"supply ledger (docs/theory.md §3-§4; enabled by --supply-watts or --supply-trace):\n" \
 	"  --supply-watts W       constant baseline supply, watts\n" \
 	"  --supply-trace CSV     baseline supply from a \"seconds,watts\" CSV trace\n" \
-	"                         (interpolated, repeats after its last row)\n" \
+	"                         (interpolated, repeats after its last row; a\n" \
+	"                         one-day trace follows the local clock: its\n" \
+	"                         second 0 is midnight)\n" \
+	"  --supply-trace-start now|HH:MM\n" \
+	"                         where the run enters the trace: 'now' starts at\n" \
+	"                         its second 0, HH:MM puts second 0 at that local\n" \
+	"                         time (default: 00:00 for a one-day trace, else now)\n" \
 	"  --storage-joules C     storage capacity, joules (default 0: no storage)\n" \
 	"  --slot SECONDS         ledger slot length (default 1)\n" \
 	"  --journal FILE         append one checksummed record per slot to FILE\n" \
@@ -61,6 +70,7 @@ struct ledger_config {
 #define LEDGER_LONG_OPTIONS \
 	{ "supply-watts", required_argument, NULL, LEDGER_GETOPT_VAL }, \
 	{ "supply-trace", required_argument, NULL, LEDGER_GETOPT_VAL }, \
+	{ "supply-trace-start", required_argument, NULL, LEDGER_GETOPT_VAL }, \
 	{ "storage-joules", required_argument, NULL, LEDGER_GETOPT_VAL }, \
 	{ "slot", required_argument, NULL, LEDGER_GETOPT_VAL }, \
 	{ "journal", required_argument, NULL, LEDGER_GETOPT_VAL }, \
@@ -152,6 +162,9 @@ const struct ledger_stats *ledger_stats(const struct ledger *l);
 double ledger_storage(const struct ledger *l);
 /* Baseline supply at the current slot, W. */
 double ledger_supply_watts(const struct ledger *l);
+/* Where the current slot is in the supply trace, seconds in [0, period);
+ * NAN without a trace. */
+double ledger_trace_position(const struct ledger *l);
 /* Demand entered into the open slot so far, J. */
 double ledger_open_demand(const struct ledger *l);
 /* The last error message ("" if none). */

@@ -256,3 +256,86 @@ void supply_trace_free(struct supply_trace *tr)
 	free(tr->cum);
 	free(tr);
 }
+
+double supply_trace_period(const struct supply_trace *tr)
+{
+	return tr->period;
+}
+
+/* "HH:MM": two digits, a colon, two digits, in range. */
+static bool parse_clock(const char *s, double *out)
+{
+	int hh, mm;
+
+	if (strlen(s) != 5 || s[2] != ':')
+		return false;
+	for (int i = 0; i < 5; i++)
+		if (i != 2 && (s[i] < '0' || s[i] > '9'))
+			return false;
+	hh = (s[0] - '0') * 10 + (s[1] - '0');
+	mm = (s[3] - '0') * 10 + (s[4] - '0');
+	if (hh > 23 || mm > 59)
+		return false;
+	*out = hh * 3600.0 + mm * 60.0;
+	return true;
+}
+
+int supply_trace_parse_start(const char *text, struct supply_trace_start *out,
+			     char *err, size_t errlen)
+{
+	char q[80];
+
+	if (text && !strcmp(text, "now")) {
+		out->mode = SUPPLY_TRACE_START_NOW;
+		out->clock_s = 0.0;
+		return 0;
+	}
+	if (text && parse_clock(text, &out->clock_s)) {
+		out->mode = SUPPLY_TRACE_START_CLOCK;
+		return 0;
+	}
+	errbuf_set(err, errlen,
+		   "--supply-trace-start: expected 'now' or a local time of day HH:MM (00:00 to 23:59), got '%s'",
+		   text ? cli_quote(text, q, sizeof(q)) : "");
+	return -1;
+}
+
+bool supply_trace_spans_day(const struct supply_trace *tr)
+{
+	return fabs(tr->period - SUPPLY_TRACE_DAY_S) <= 1.0;
+}
+
+double supply_trace_start_offset(const struct supply_trace *tr,
+				 const struct supply_trace_start *start, double time_of_day_s)
+{
+	double since_start;
+
+	switch (start->mode) {
+	case SUPPLY_TRACE_START_NOW:
+		return 0.0;
+	case SUPPLY_TRACE_START_CLOCK:
+		since_start = time_of_day_s - start->clock_s;
+		break;
+	default:
+		if (!supply_trace_spans_day(tr))
+			return 0.0;
+		since_start = time_of_day_s;	/* second 0 is midnight */
+		break;
+	}
+	/* Seconds since the last time the clock showed the start time, then
+	 * folded into the trace's period. */
+	since_start = fmod(since_start, SUPPLY_TRACE_DAY_S);
+	if (since_start < 0.0)
+		since_start += SUPPLY_TRACE_DAY_S;
+	since_start = fmod(since_start, tr->period);
+	return since_start < 0.0 ? since_start + tr->period : since_start;
+}
+
+double supply_trace_time_of_day(time_t t)
+{
+	struct tm tm;
+
+	if (!localtime_r(&t, &tm))
+		return 0.0;
+	return tm.tm_hour * 3600.0 + tm.tm_min * 60.0 + tm.tm_sec;
+}

@@ -11,7 +11,9 @@
 #ifndef ERG_SUPPLY_TRACE_H
 #define ERG_SUPPLY_TRACE_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 struct supply_trace;
 
@@ -28,5 +30,38 @@ double supply_trace_joules(const struct supply_trace *trace, double t0_s, double
 /* Mean watts over one period of the trace. */
 double supply_trace_mean_watts(const struct supply_trace *trace);
 void supply_trace_free(struct supply_trace *trace);
+/* Length of one period, seconds. */
+double supply_trace_period(const struct supply_trace *trace);
+
+/* Where a live run enters the trace. A trace whose period is one day
+ * (a solar day, a tariff day) describes the hours of the clock: by default
+ * its second 0 is local midnight, so attaching at 14:00 starts at the
+ * trace's 14:00 row. Other traces start at the beginning of the run.
+ * --supply-trace-start now|HH:MM overrides: "now" starts any trace at
+ * its second 0; HH:MM puts second 0 at that local time of day. */
+enum supply_trace_start_mode {
+	SUPPLY_TRACE_START_AUTO,	/* midnight for a one-day trace, else now */
+	SUPPLY_TRACE_START_NOW,
+	SUPPLY_TRACE_START_CLOCK,	/* at clock_s seconds after local midnight */
+};
+struct supply_trace_start {
+	enum supply_trace_start_mode mode;
+	double clock_s;
+};
+#define SUPPLY_TRACE_DAY_S 86400.0
+
+/* "now" or "HH:MM" (00:00 to 23:59). 0, or -1 with a message naming
+ * --supply-trace-start and the accepted forms. */
+int supply_trace_parse_start(const char *text, struct supply_trace_start *out,
+			     char *err, size_t errlen);
+/* Whether the trace's period is one day (within a second). */
+bool supply_trace_spans_day(const struct supply_trace *trace);
+/* The trace time, in [0, period), at the moment the run starts, given the
+ * local time of day then (seconds after midnight). Add it to run seconds
+ * before calling supply_trace_watts / supply_trace_joules. */
+double supply_trace_start_offset(const struct supply_trace *trace,
+				 const struct supply_trace_start *start, double time_of_day_s);
+/* Seconds after local midnight at unix time t (local time zone, TZ). */
+double supply_trace_time_of_day(time_t t);
 
 #endif
