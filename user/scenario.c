@@ -63,11 +63,15 @@ static const struct keydef keys[] = {
 	{ "model", "joules_per_task", K_NUM, R_NONNEG, "joules_per_task = 0" },
 	{ "model", "reasoning_sigma", K_NUM, R_NONNEG, "reasoning_sigma = 0.8" },
 	{ "model", "budgets", K_LIST, R_POS, "budgets = 1024, 4096" },
+	{ "model", "accuracy", K_NUM, R_UNIT, "accuracy = 0.52" },
+	{ "model", "accuracy@", K_NUM, R_UNIT, "accuracy@256 = 0.41" },	/* accuracy@BUDGET */
+	{ "model", "worker", K_WORD, R_ANY, "worker = 127.0.0.1:8091" },	/* erg serve's */
+	{ "serve", "listen", K_WORD, R_ANY, "listen = 127.0.0.1:8080" },	/* erg serve's */
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
 static const char *const sections[] = { "scenario", "scaling", "workload", "supply",
-					"cost", "sim", "policy" };
+					"cost", "sim", "policy", "serve" };
 #define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
 
 #define MAX_SEEN 512
@@ -84,6 +88,9 @@ struct header {
 };
 
 struct model_extra {
+	double acc;		/* accuracy = (every budget); < 0: the scaling law's */
+	int n_acc_at;		/* accuracy@BUDGET = overrides, by budget */
+	double acc_at_budget[SCEN_MAX_BUDGETS], acc_at[SCEN_MAX_BUDGETS];
 	int n_budgets;
 	double budgets[SCEN_MAX_BUDGETS];
 	int range;		/* budgets holds LO, HI of "LO..HI" */
@@ -105,6 +112,8 @@ struct parse {
 	char arrivals[32], policy[64], realiser[32];
 	int workload_range;	/* sc->budgets holds LO, HI of "LO..HI" */
 	int budget_steps;	/* budgets in a range */
+	const struct scenario_hooks *hooks;
+	int sim_sections;	/* keys seen outside [serve] and [model NAME] */
 };
 
 /* Where each section starts, for "missing key" messages: one pass over the
@@ -381,6 +390,8 @@ static int assign_model(struct parse *ps, const char *section, int model, const 
 		m->joules_per_task = v;
 	else if (!strcasecmp(d->key, "reasoning_sigma"))
 		m->reasoning_sigma = v;
+	else if (!strcasecmp(d->key, "accuracy"))
+		ps->mx[model].acc = v;
 	else if (!strcasecmp(d->key, "budgets")) {
 		struct model_extra *mx = &ps->mx[model];
 		int rc = parse_range(ps, section, d, value, mx->budgets, &mx->n_budgets, &mx->range);
@@ -488,6 +499,94 @@ static int assign(struct parse *ps, const char *section, const char *kind, int m
 	return 1;
 }
 
+/* [serve] keys and worker = lines: erg serve's hook, or (erg sim) their
+ * form only: HOST:PORT, then pid=N for a worker. */
+static int serve_key(struct parse *ps, const char *section, int model, const char *key,
+		     const char *value)
+{
+	char msg[512], opt[160], host[256], first[256];
+	uint16_t port;
+	int pid;
+
+	if (ps->hooks && ps->hooks->on_key) {
+		if (ps->hooks->on_key(ps->hooks->ud, section, model, key, value, ps->line, msg, sizeof(msg)))
+			return fail(ps, ps->line, "%s", msg);
+		return 1;
+	}
+	snprintf(opt, sizeof(opt), "key '%s' in [%s]", key, section);
+	const char *p = value, *e;
+	while (*p == ' ' || *p == '\t')
+		p++;
+	for (e = p; *e && *e != ' ' && *e != '\t'; e++)
+		;
+	snprintf(first, sizeof(first), "%.*s", (int)(e - p), p);
+	if (cli_hostport(opt, first, host, sizeof(host), &port, msg, sizeof(msg)))
+		return fail(ps, ps->line, "%s", msg);
+	while (model >= 0 && *e) {
+		for (p = e; *p == ' ' || *p == '\t'; p++)
+			;
+		for (e = p; *e && *e != ' ' && *e != '\t'; e++)
+			;
+		if (p == e)
+			break;
+		snprintf(first, sizeof(first), "%.*s", (int)(e - p), p);
+		if (strncmp(first, "pid=", 4))
+			return fail(ps, ps->line, "%s: unexpected '%s' (expected HOST:PORT [pid=N])", opt, first);
+		if (cli_pid(opt, first + 4, &pid, msg, sizeof(msg)))
+			return fail(ps, ps->line, "%s", msg);
+	}
+	return 1;
+}
+
+/* accuracy@BUDGET = A: the model's accuracy at that budget, from the user's
+ * own evals; budgets between two of them are interpolated in ln T. */
+static int accuracy_at(struct parse *ps, const char *section, int model, const char *name,
+		       const char *value)
+{
+	struct model_extra *mx = &ps->mx[model];
+	struct keydef d = *find_key("model", "accuracy@");
+	double b, v;
+	int i;
+
+	d.key = name;
+	if (parse_number(name + 9, &b) || !(b > 0.0) || !isfinite(b))
+		return fail(ps, ps->line, "key '%s' in [%s]: the budget after '@' must be a positive "
+			    "number of tokens (e.g. accuracy@256 = 0.41)", name, section);
+	for (i = 0; i < mx->n_acc_at; i++)
+		if (mx->acc_at_budget[i] == b)
+			return fail(ps, ps->line, "key '%s' in [%s]: accuracy at budget %g is given twice",
+				    name, section, b);
+	if (mx->n_acc_at == SCEN_MAX_BUDGETS)
+		return fail(ps, ps->line, "key '%s' in [%s]: more than %d accuracy@ keys", name, section,
+			    SCEN_MAX_BUDGETS);
+	if (!parse_scalar(ps, section, &d, value, &v))
+		return 0;
+	for (i = mx->n_acc_at; i > 0 && mx->acc_at_budget[i - 1] > b; i--) {
+		mx->acc_at_budget[i] = mx->acc_at_budget[i - 1];
+		mx->acc_at[i] = mx->acc_at[i - 1];
+	}
+	mx->acc_at_budget[i] = b;
+	mx->acc_at[i] = v;
+	mx->n_acc_at++;
+	return 1;
+}
+
+/* The accuracy of a model at budget b: accuracy@ (interpolated in ln T
+ * between two of them), else accuracy =, else the scaling law's. */
+static double model_accuracy(const struct model_extra *mx, double b, double law)
+{
+	for (int i = 0; i < mx->n_acc_at; i++) {
+		if (mx->acc_at_budget[i] == b)
+			return mx->acc_at[i];
+		if (i + 1 < mx->n_acc_at && b > mx->acc_at_budget[i] && b < mx->acc_at_budget[i + 1]) {
+			double f = log(b / mx->acc_at_budget[i]) /
+				   log(mx->acc_at_budget[i + 1] / mx->acc_at_budget[i]);
+			return mx->acc_at[i] + f * (mx->acc_at[i + 1] - mx->acc_at[i]);
+		}
+	}
+	return mx->acc >= 0.0 ? mx->acc : law;
+}
+
 static int handler(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *ps = user;
@@ -515,6 +614,7 @@ static int handler(void *user, const char *section, const char *name, const char
 			model = sc->n_models++;
 			snprintf(sc->models[model].name, sizeof(sc->models[model].name), "%s", model_name);
 			sc->models[model].reasoning_sigma = -1.0;
+			ps->mx[model].acc = -1.0;
 			ps->mx[model].line = header_line(ps, section);
 		}
 	} else {
@@ -524,14 +624,20 @@ static int handler(void *user, const char *section, const char *name, const char
 		if (!kind)
 			return fail(ps, header_line(ps, section) ? header_line(ps, section) : ps->line,
 				    "unknown section [%s] (known: scenario, scaling, workload, "
-				    "supply, cost, sim, policy, model NAME)", section);
+				    "supply, cost, sim, policy, serve, model NAME)", section);
 	}
+	if (strcasecmp(kind, "model") && strcasecmp(kind, "serve"))
+		ps->sim_sections = 1;
+	if (model >= 0 && !strncasecmp(name, "accuracy@", 9))
+		return accuracy_at(ps, section, model, name, value);
 	const struct keydef *d = find_key(kind, name);
 	if (!d) {
 		char known[400];
 		known_keys(kind, known, sizeof(known));
 		return fail(ps, ps->line, "unknown key '%s' in [%s] (known keys: %s)", name, section, known);
 	}
+	if (!strcasecmp(d->key, "worker"))	/* repeatable */
+		return serve_key(ps, section, model, name, value);
 	char canon[80];
 	if (model >= 0)
 		snprintf(canon, sizeof(canon), "model %s", sc->models[model].name);
@@ -548,6 +654,8 @@ static int handler(void *user, const char *section, const char *name, const char
 		snprintf(s->section, sizeof(s->section), "%s", section);
 	s->def = d;
 	s->line = ps->line;
+	if (!strcasecmp(kind, "serve"))
+		return serve_key(ps, section, model, name, value);
 	return assign(ps, section, kind, model, d, value);
 }
 
@@ -623,6 +731,18 @@ static void expand_range(const struct parse *ps, double *b, int *n, int range)
 static int finish(struct parse *ps)
 {
 	struct scenario *sc = ps->sc;
+
+	if (ps->hooks && ps->hooks->models_only && !ps->sim_sections) {
+		if (sc->n_models == 0)
+			return fail(ps, ps->line > 0 ? ps->line : 1, "no [model NAME] sections "
+				    "(add one per model, e.g. [model 8B] with 'params = 8e9')");
+		for (int k = 0; k < sc->n_models; k++)
+			if (!(sc->models[k].params > 0.0) && !(sc->models[k].joules_per_token > 0.0))
+				return fail(ps, ps->mx[k].line, "key 'params' in [model %s] is missing "
+					    "(add a line like 'params = 8e9', or 'joules_per_token = 0.08')",
+					    sc->models[k].name);
+		return 1;
+	}
 	static const char *const required[][2] = {
 		{ "scaling", "a0" }, { "scaling", "a1" }, { "scaling", "beta" }, { "scaling", "a_max" },
 		{ "workload", "input_tokens" }, { "workload", "reasoning_sigma" },
@@ -679,6 +799,7 @@ static int finish(struct parse *ps)
 					    SCEN_MAX_OPTIONS);
 			struct task_option *o = &sc->opts[sc->n_opts++];
 			scaling_option(&sc->sp, &sc->models[k], k, b[j], o);
+			o->acc = model_accuracy(&ps->mx[k], b[j], o->acc);
 			if (!isfinite(o->m) || !isfinite(o->s))
 				return fail(ps, ps->mx[k].line, "model '%s' with budget %g gives a non-finite energy",
 					    sc->models[k].name, b[j]);
@@ -702,6 +823,12 @@ static int finish(struct parse *ps)
 }
 
 int scenario_load(const char *path, struct scenario *sc, char *err, size_t errlen)
+{
+	return scenario_load_hooked(path, sc, NULL, err, errlen);
+}
+
+int scenario_load_hooked(const char *path, struct scenario *sc, const struct scenario_hooks *hooks,
+			 char *err, size_t errlen)
 {
 	struct parse *ps = calloc(1, sizeof(*ps));
 
@@ -728,6 +855,7 @@ int scenario_load(const char *path, struct scenario *sc, char *err, size_t errle
 
 	ps->sc = sc;
 	ps->path = path;
+	ps->hooks = hooks;
 	/* Regular files only, bounded: /dev/zero, a FIFO or a directory is an
 	 * error at once, never a spin or a hang. */
 	struct textfile tf;
@@ -748,6 +876,8 @@ int scenario_load(const char *path, struct scenario *sc, char *err, size_t errle
 	}
 	if (!ps->err[0])
 		finish(ps);
+	for (int k = 0; k < sc->n_models; k++)
+		sc->model_line[k] = ps->mx[k].line;
 	int ok = !ps->err[0];
 	if (!ok) {
 		snprintf(err, errlen, "%s", ps->err);

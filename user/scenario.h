@@ -50,11 +50,28 @@ struct scenario {
 	enum realiser how;
 	double dyn_horizon_slots;	/* dynamic policy: credit horizon, slots */
 	double dyn_max_dip;		/* dynamic policy: most the floor moves */
+	int model_line[SCEN_MAX_MODELS];	/* line of each [model NAME] header */
+};
+
+/* erg serve reads the same file (serve_config.h): it adds [serve] keys and
+ * repeatable worker = lines in [model NAME]. on_key sees each of them
+ * (model: index or -1) and returns 0, or -1 with a message (no file or
+ * line) in msg. Without hooks their form is checked and they are ignored,
+ * so erg sim runs on a serve.ini unchanged. models_only: a file with only
+ * [serve] and [model NAME] sections is whole (no options are built,
+ * n_opts 0; each model needs params or joules_per_token). */
+struct scenario_hooks {
+	void *ud;
+	int (*on_key)(void *ud, const char *section, int model, const char *key, const char *value,
+		      int line, char *msg, size_t msglen);
+	int models_only;
 };
 
 /* Load and check a scenario. 0 ok; -1 with "FILE:LINE: key 'K' in [S]: ..."
  * in err. Traces are loaded relative to the scenario's directory. */
 int scenario_load(const char *path, struct scenario *sc, char *err, size_t errlen);
+int scenario_load_hooked(const char *path, struct scenario *sc, const struct scenario_hooks *hooks,
+			 char *err, size_t errlen);
 void scenario_free(struct scenario *sc);
 /* "mean", "variance", "dynamic", "all" or a comma list of them: a mask, or -1. */
 int scenario_parse_policies(const char *s);

@@ -100,14 +100,14 @@ static void test_full_file(void **state)
 static void test_errors(void **state)
 {
 	(void)state;
-	assert_error("[serve]\nlisten = 127.0.0.1:8080\nport = 9\n", 3, "[serve] unknown key 'port'");
+	assert_error("[serve]\nlisten = 127.0.0.1:8080\nport = 9\n", 3, "unknown key 'port' in [serve]");
 	assert_error("[serve]\nlisten = 127.0.0.1:99999\n", 2, "[serve] listen");
 	assert_error("[server]\nlisten = :8080\n", 1, "unknown section [server]");
 	assert_error("listen = :8080\n", 1, "before any [section]");
 	assert_error("[model a]\nparams = 1e9\nworker = 127.0.0.1:1\nflavour = x\n", 4,
-		     "[model a] unknown key 'flavour'");
-	assert_error("[model a]\nparams = -3\nworker = 127.0.0.1:1\n", 2, "[model a] params");
-	assert_error("[model a]\nparams = nan\nworker = 127.0.0.1:1\n", 2, "[model a] params");
+		     "unknown key 'flavour' in [model a]");
+	assert_error("[model a]\nparams = -3\nworker = 127.0.0.1:1\n", 2, "key 'params' in [model a]: must be positive");
+	assert_error("[model a]\nparams = nan\nworker = 127.0.0.1:1\n", 2, "key 'params' in [model a]: must be a finite number");
 	assert_error("[model a]\nparams = 1\nparams = 2\nworker = 127.0.0.1:1\n", 3, "given twice");
 	assert_error("[model a]\nparams = 1e9\nworker = 127.0.0.1\n", 3, "[model a] worker");
 	assert_error("[model a]\nparams = 1e9\nworker = 127.0.0.1:80 pid=0\n", 3, "[model a] worker");
@@ -115,13 +115,14 @@ static void test_errors(void **state)
 	assert_error("[model a]\nparams = 1e9\nworker = 127.0.0.1:80\nworker = 127.0.0.1:80\n", 4,
 		     "listed twice (first on line 3)");
 	assert_error("[model a]\nparams = 1e9\n", 1, "[model a] has no worker");
-	assert_error("[model a]\nworker = 127.0.0.1:80\n", 1, "needs params");
-	assert_error("[model a]\nparams = 1\nworker = 127.0.0.1:80\n[model a]\nparams = 2\n", 4,
-		     "[model a] appears twice (first on line 1)");
-	assert_error("[serve]\nlisten = :8080\n", 1, "no [model NAME] sections");
+	assert_error("[model a]\nworker = 127.0.0.1:80\n", 1, "key 'params' in [model a] is missing");
+	assert_error("[model a]\nparams = 1\nworker = 127.0.0.1:80\n[model a]\nparams = 2\n", 5,
+		     "key 'params' in [model a] is given twice (first on line 2)");
+	assert_error("[serve]\nlisten = :8080\n", 2, "no [model NAME] sections");
 	assert_error("[model a]\nthis is not ini\n", 2, "cannot parse this line");
 	assert_int_equal(serve_config_load(&cfg, "/nonexistent/serve.ini", err, sizeof(err)), -1);
-	assert_non_null(strstr(err, "/nonexistent/serve.ini: cannot open"));
+	assert_non_null(strstr(err, "cannot open"));
+	assert_non_null(strstr(err, "/nonexistent/serve.ini"));
 }
 
 static void write_at(const char *rel, const char *text)

@@ -1,5 +1,5 @@
-/* serve.ini: the listening address of erg serve, its models and the workers
- * that serve each model.
+/* serve.ini: a scenario file (scenario.h, the erg sim format of docs/sim.md)
+ * plus the listening address of erg serve and the workers of each model.
  *
  *   [serve]
  *   listen = 127.0.0.1:8080
@@ -8,9 +8,15 @@
  *   worker = 127.0.0.1:8091    ; repeatable; pid from the listening socket
  *   worker = 127.0.0.1:8093 pid=4242
  *
- * Unknown sections and keys are errors; every error names file, line and
- * key. A worker's pid, when not given, is the process that owns its
- * listening socket (/proc/net/tcp{,6} inode -> /proc/PID/fd). */
+ * With only [serve] and [model NAME] sections erg serve routes by name. With
+ * the scenario's sections ([scaling], [workload] budgets and accuracy_target,
+ * [cost], [supply], [policy]; accuracy = / accuracy@BUDGET = per model) the
+ * file also describes the (model, budget) options that "model": "auto"
+ * requests are steered to (router.h), and `erg sim --scenario serve.ini`
+ * predicts what erg serve will do. scenario.c parses the file: unknown
+ * sections and keys are errors; every error names file, line and key. A
+ * worker's pid, when not given, is the process that owns its listening
+ * socket (/proc/net/tcp{,6} inode -> /proc/PID/fd). */
 #ifndef ERG_SERVE_CONFIG_H
 #define ERG_SERVE_CONFIG_H
 
@@ -18,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include "scenario.h"
 
 #define SERVE_MAX_MODELS 32
 #define SERVE_MAX_WORKERS 64
@@ -53,10 +60,15 @@ struct serve_config {
 	size_t n_models;
 	struct serve_worker workers[SERVE_MAX_WORKERS];
 	size_t n_workers;
+	/* The scenario the file describes; its models are models[] in the same
+	 * order. steering: it has options (scenario.n_opts > 0) for "auto". */
+	struct scenario scenario;
+	bool steering;
 };
 
 /* Read path into cfg. 0, or -1 with "FILE:LINE: [section] key: problem" in err. */
 int serve_config_load(struct serve_config *cfg, const char *path, char *err, size_t errlen);
+void serve_config_free(struct serve_config *cfg);
 
 /* The model of that name, or -1. */
 int serve_config_model(const struct serve_config *cfg, const char *name);
