@@ -139,8 +139,9 @@ test-unit: all $(UNIT_BINS)
 
 all-tests-san: $(OUT)/erg $(UNIT_BINS) $(FIXT_BINS) $(EXTRA_BINS)
 
+# GPU=stub adds the stub CUDA driver (a simulated GPU, labelled as such).
 run: all
-	$(Q)tests/demo/run.sh $(OUT)
+	$(Q)ERG_DEMO_GPU=$(GPU) tests/demo/run.sh $(OUT)
 
 # The C benchmarks, then the scripts (mk/bench.mk); a script's exit 77 is a
 # skip it has explained.

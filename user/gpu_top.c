@@ -23,6 +23,7 @@ struct gpu_top {
 	size_t *model_of;
 	const char *const *model_names;
 	enum state state;
+	bool no_device;		/* no /dev/nvidia*: "none" rather than "waiting" */
 	char off_why[1024];
 	bool read_warned;
 
@@ -210,6 +211,7 @@ struct gpu_top *gpu_top_open(const struct gpu_top_opts *o, struct tracker *procs
 		return NULL;	/* only --libcuda can fail here: the user asked */
 	}
 	g->state = GPU_WAITING;
+	g->no_device = count_device_nodes() == 0;
 	if (!gpu_tracker_active(g->tracker) && gpu_tracker_scan(g->tracker, why, sizeof(why)) < 0) {
 		fprintf(stderr, "%s: GPU part off: %s\n", prog(g), why);
 		turn_off(g, why);
@@ -393,7 +395,9 @@ static struct model_sum model_sum(const struct gpu_top *g, size_t m)
 
 static const char *state_name(const struct gpu_top *g)
 {
-	return g->state == GPU_OFF ? "off" : g->state == GPU_WAITING ? "waiting" : "active";
+	if (g->state == GPU_WAITING)
+		return g->no_device ? "none" : "waiting";
+	return g->state == GPU_OFF ? "off" : "active";
 }
 
 void gpu_top_print(const struct gpu_top *g, bool summary, double elapsed_s)
@@ -404,6 +408,10 @@ void gpu_top_print(const struct gpu_top *g, bool summary, double elapsed_s)
 		return;
 	if (g->state == GPU_OFF) {
 		printf("gpu: %s\n", g->off_why);
+		return;
+	}
+	if (g->state == GPU_WAITING && g->no_device) {
+		printf("gpu: none (no /dev/nvidia* device here; GPU columns appear if a tracked process loads a CUDA driver library)\n");
 		return;
 	}
 	if (g->state == GPU_WAITING) {

@@ -1,7 +1,9 @@
 /* loadgen: open-loop load generator for OpenAI-style workers on this machine.
  *
  * Requests arrive as a Poisson process of rate R (docs/theory.md §2: n_t Poisson),
- * spread round-robin over the given worker URLs, and are sent by C client
+ * spread round-robin over the given worker URLs (or all to one proxy, such as
+ * erg serve, with --target), each naming one of the --model names drawn from
+ * the seed, and are sent by C client
  * threads over keep-alive connections. Latency is measured from each
  * request's scheduled arrival, so a slow worker cannot hide queueing delay
  * (no coordinated omission). Only loopback addresses are accepted: this is a
@@ -32,6 +34,8 @@
 #include "cli_num.h"
 
 #define MAX_TARGETS   64
+#define MAX_MODELS    16
+#define MODEL_NAME_MAX 128
 #define RESP_MAX      (64u << 20) /* bytes of one response */
 #define HDR_MAX       65536
 
@@ -58,7 +62,8 @@ static struct {
 	int concurrency;
 	bool stream;
 	uint64_t seed;
-	const char *model;
+	char models[MAX_MODELS][MODEL_NAME_MAX + 1]; /* sent verbatim ("auto" too) */
+	int nmodels;
 } opt = { .timeout = 60, .grace = 30, .concurrency = 16, .seed = 1, .max_tokens = 256 };
 
 static struct timespec t0;
@@ -75,6 +80,8 @@ static long n_ok, n_failed, n_aborted;
 static long long n_tokens;
 static double *lat_ms, *ttft_ms;
 static long n_ttft;
+static long model_ok[MAX_MODELS], model_failed[MAX_MODELS];
+static long long model_tokens[MAX_MODELS];
 static char first_err[600];
 
 static double now_s(void)
@@ -488,7 +495,7 @@ static int exchange(int fd, const char *req, size_t reqlen, struct resp *r, bool
 }
 
 static void record(bool ok, bool aborted, double lat, double ttft, long tokens,
-		   const struct target *t, const char *why)
+		   const struct target *t, int model, const char *why)
 {
 	pthread_mutex_lock(&mu);
 	if (aborted) {
@@ -496,10 +503,16 @@ static void record(bool ok, bool aborted, double lat, double ttft, long tokens,
 	} else if (ok) {
 		lat_ms[n_ok++] = lat * 1e3;
 		n_tokens += tokens;
+		if (model >= 0) {
+			model_ok[model]++;
+			model_tokens[model] += tokens;
+		}
 		if (ttft >= 0)
 			ttft_ms[n_ttft++] = ttft * 1e3;
 	} else {
 		n_failed++;
+		if (model >= 0)
+			model_failed[model]++;
 		if (!first_err[0])
 			snprintf(first_err, sizeof(first_err), "%s: %s", t->url, why);
 	}
@@ -520,9 +533,11 @@ static void run_job(const struct job *j, int *conns)
 	const struct target *t = &opt.t[j->target];
 	uint64_t rng = opt.seed * 0x2545F4914F6CDD1Dull ^ j->id;
 	const char *prompt = prompts[splitmix64(&rng) % (sizeof(prompts) / sizeof(prompts[0]))];
-	char body[1024], model[200] = "";
-	if (opt.model)
-		snprintf(model, sizeof(model), "\"model\":\"%s\",", opt.model);
+	/* drawn after the prompt, so a run without --model keeps its prompts */
+	int mi = opt.nmodels ? (int)(splitmix64(&rng) % (uint64_t)opt.nmodels) : -1;
+	char body[1024], model[MODEL_NAME_MAX + 16] = "";
+	if (mi >= 0)
+		snprintf(model, sizeof(model), "\"model\":\"%s\",", opt.models[mi]);
 	int bl = snprintf(body, sizeof(body),
 			  t->completions
 			  ? "{%s\"prompt\":\"%s\",\"max_tokens\":%ld,\"stream\":%s%s}"
@@ -570,31 +585,31 @@ static void run_job(const struct job *j, int *conns)
 	}
 	double lat = now_s() - j->sched;
 	if (rc == -2) {
-		record(false, true, 0, 0, 0, t, NULL);
+		record(false, true, 0, 0, 0, t, mi, NULL);
 	} else if (rc != 1) {
-		record(false, false, 0, 0, 0, t, r.err[0] ? r.err : "request failed");
+		record(false, false, 0, 0, 0, t, mi, r.err[0] ? r.err : "request failed");
 	} else if (r.status != 200) {
 		char why[300];
 		snprintf(why, sizeof(why), "HTTP %d: %.200s", r.status, r.body ? r.body : "");
-		record(false, false, 0, 0, 0, t, why);
+		record(false, false, 0, 0, 0, t, mi, why);
 	} else if (opt.stream) {
 		if (r.saw_error || !r.saw_done)
-			record(false, false, 0, 0, 0, t, r.saw_error ? r.err : "stream ended without [DONE]");
+			record(false, false, 0, 0, 0, t, mi, r.saw_error ? r.err : "stream ended without [DONE]");
 		else if (r.usage_tokens && r.usage_tokens != r.chunks) {
 			char why[200];
 			snprintf(why, sizeof(why), "usage says %ld completion tokens, stream had %ld chunks",
 				 r.usage_tokens, r.chunks);
-			record(false, false, 0, 0, 0, t, why);
+			record(false, false, 0, 0, 0, t, mi, why);
 		} else {
-			record(true, false, lat, r.counted_first ? r.t_first - j->sched : -1, r.chunks, t, NULL);
+			record(true, false, lat, r.counted_first ? r.t_first - j->sched : -1, r.chunks, t, mi, NULL);
 		}
 	} else {
 		cJSON *jr = cJSON_ParseWithLength(r.body ? r.body : "", r.blen);
 		cJSON *u = cJSON_GetObjectItem(cJSON_GetObjectItem(jr, "usage"), "completion_tokens");
 		if (!cJSON_IsArray(cJSON_GetObjectItem(jr, "choices")) || !cJSON_IsNumber(u))
-			record(false, false, 0, 0, 0, t, "answer without choices or usage.completion_tokens");
+			record(false, false, 0, 0, 0, t, mi, "answer without choices or usage.completion_tokens");
 		else
-			record(true, false, lat, -1, (long)u->valuedouble, t, NULL);
+			record(true, false, lat, -1, (long)u->valuedouble, t, mi, NULL);
 		cJSON_Delete(jr);
 	}
 	free(r.raw);
@@ -645,22 +660,27 @@ static double pct(double *v, long n, double p) /* nearest rank */
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: loadgen --url http://127.0.0.1:PORT[,URL2,...] --rate R --duration S [options]\n"
+		"usage: loadgen (--url http://127.0.0.1:PORT[,URL2,...] | --target HOST:PORT)\n"
+		"               --rate R --duration S [options]\n"
 		"Poisson (open-loop) load on OpenAI-style workers on this machine, round-robin\n"
 		"over the URLs. A URL's path defaults to /v1/chat/completions; a path ending in\n"
 		"/v1/completions sends \"prompt\" instead of \"messages\". Loopback only.\n"
 		"  --url URLS          comma-separated http:// URLs (127.0.0.0/8, [::1], localhost)\n"
+		"  --target HOST:PORT  one more URL, http://HOST:PORT/v1/chat/completions: a\n"
+		"                      proxy in front of the workers (erg serve's listen address)\n"
 		"  --rate R            mean arrivals per second, all URLs together (0 < R <= 10000)\n"
 		"  --duration S        seconds during which requests arrive (0 < S <= 86400)\n"
 		"  --max-tokens N      max_tokens of each request (default 256)\n"
 		"  --stream            ask for SSE streaming (with usage) and check it\n"
 		"  --concurrency C     client threads, i.e. requests in flight at most (default 16)\n"
 		"  --seed S            seed of arrivals and prompts (default 1)\n"
-		"  --model NAME        send \"model\":NAME (default: none)\n"
+		"  --model A[,B,...]   send \"model\":NAME, NAME drawn per request from the list\n"
+		"                      (uniformly, from --seed; names pass through verbatim, so\n"
+		"                      \"auto\" reaches the proxy as \"auto\"; default: no model)\n"
 		"  --timeout S         per-request limit in seconds (default 60)\n"
 		"  --grace S           after the duration, wait at most S s for answers (default 30)\n"
 		"  --max-requests N    send at most N (default 2*R*S + 10)\n"
-		"Prints one summary line; exit 0 when no request failed, 1 otherwise, 2 on bad\n"
+		"Prints one summary line (and one per model with two or more); exit 0 when no request failed, 1 otherwise, 2 on bad\n"
 		"arguments. SIGTERM (and SIGINT, unless started with it ignored) stops it early;\n"
 		"requests in flight then count as aborted.\n");
 }
@@ -670,10 +690,37 @@ static int num(const char *opt, const char *s, double lo, double hi, double *v)
 	return cli_num("loadgen", opt, s, lo, hi, v);
 }
 
+/* --model A,B,C into opt.models; each name goes into the JSON body as is. */
+static int parse_models(const char *arg)
+{
+	const char *p = arg;
+
+	for (;;) {
+		size_t n = strcspn(p, ",");
+		if (!n || n > MODEL_NAME_MAX || memchr(p, '"', n) || memchr(p, '\\', n) ||
+		    memchr(p, '\r', n) || memchr(p, '\n', n)) {
+			fprintf(stderr, "loadgen: --model '%s': each name must be 1 to %d characters "
+				"without quotes, backslashes or newlines, names separated by single commas\n",
+				arg, MODEL_NAME_MAX);
+			return -1;
+		}
+		if (opt.nmodels == MAX_MODELS) {
+			fprintf(stderr, "loadgen: --model: at most %d names\n", MAX_MODELS);
+			return -1;
+		}
+		memcpy(opt.models[opt.nmodels], p, n);
+		opt.models[opt.nmodels++][n] = '\0';
+		if (!p[n])
+			return 0;
+		p += n + 1;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "url", required_argument, 0, 'u' },
+		{ "target", required_argument, 0, 'T' },
 		{ "rate", required_argument, 0, 'r' },
 		{ "duration", required_argument, 0, 'd' },
 		{ "max-tokens", required_argument, 0, 'n' },
@@ -687,20 +734,21 @@ int main(int argc, char **argv)
 		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	const char *urls = NULL;
+	const char *urls = NULL, *target = NULL, *models = NULL;
 	double v, maxreq = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		int bad = 0;
 		switch (c) {
 		case 'u': urls = optarg; break;
+		case 'T': target = optarg; break;
 		case 'r': bad = num("--rate", optarg, 1e-6, 10000, &opt.rate); break;
 		case 'd': bad = num("--duration", optarg, 1e-3, 86400, &opt.duration); break;
 		case 'n': bad = num("--max-tokens", optarg, 1, 1e7, &v); opt.max_tokens = (long)v; break;
 		case 'S': opt.stream = true; break;
 		case 'c': bad = num("--concurrency", optarg, 1, 1024, &v); opt.concurrency = (int)v; break;
 		case 's': bad = num("--seed", optarg, 0, 9007199254740992.0, &v); opt.seed = (uint64_t)v; break;
-		case 'm': opt.model = optarg; break;
+		case 'm': models = optarg; break;
 		case 't': bad = num("--timeout", optarg, 0.001, 86400, &opt.timeout); break;
 		case 'g': bad = num("--grace", optarg, 0, 86400, &opt.grace); break;
 		case 'M': bad = num("--max-requests", optarg, 1, 1e6, &maxreq); break;
@@ -714,16 +762,25 @@ int main(int argc, char **argv)
 		fprintf(stderr, "loadgen: unexpected argument '%s' (see --help)\n", argv[optind]);
 		return 2;
 	}
-	if (!urls || opt.rate <= 0 || opt.duration <= 0) {
-		fprintf(stderr, "loadgen: --url, --rate and --duration are required (see --help)\n");
+	if ((!urls && !target) || opt.rate <= 0 || opt.duration <= 0) {
+		fprintf(stderr, "loadgen: --url or --target, --rate and --duration are required (see --help)\n");
 		return 2;
 	}
-	if (opt.model && (strlen(opt.model) > 128 || strpbrk(opt.model, "\"\\\r\n"))) {
-		fprintf(stderr, "loadgen: --model must be at most 128 characters without quotes\n");
+	if (models && parse_models(models))
 		return 2;
+	int bad_url = 0;
+	if (target) {
+		char u[300];
+		if (strlen(target) > 200 || strpbrk(target, "/,")) {
+			fprintf(stderr, "loadgen: --target '%.60s': expected HOST:PORT, e.g. 127.0.0.1:8080\n",
+				target);
+			return 2;
+		}
+		snprintf(u, sizeof(u), "http://%s/v1/chat/completions", target);
+		bad_url = parse_url(u, &opt.t[opt.ntargets++]) != 0;
 	}
-	char *list = strdup(urls), *save = NULL;
-	int bad_url = !list;
+	char *list = strdup(urls ? urls : ""), *save = NULL;
+	bad_url |= !list;
 	for (char *u = list ? strtok_r(list, ",", &save) : NULL; u && !bad_url;
 	     u = strtok_r(NULL, ",", &save)) {
 		if (opt.ntargets == MAX_TARGETS) {
@@ -851,6 +908,9 @@ int main(int argc, char **argv)
 	if (stop_sig)
 		printf(" (stopped by %s)", stop_sig == SIGINT ? "SIGINT" : "SIGTERM");
 	printf("\n");
+	for (int m = 0; m < opt.nmodels && opt.nmodels > 1; m++)
+		printf("loadgen: model %s: %ld ok, %ld failed, %lld tokens\n", opt.models[m], model_ok[m],
+		       model_failed[m], model_tokens[m]);
 	fflush(stdout);
 	if (n_failed)
 		fprintf(stderr, "loadgen: first failure: %s\n", first_err);

