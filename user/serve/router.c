@@ -355,7 +355,7 @@ bool router_measured(struct router *r, int option, double joules)
 	struct welford *w = &r->est[option];
 	/* a worker that reported nothing, or a figure no request can take */
 	double limit = ROUTER_ABSURD * (w->n > 0 ? fmax(w->mean, r->prior_m[option]) : r->prior_m[option]);
-	bool ok = isfinite(joules) && joules > 0.0 && (w->n > 0 ? joules <= limit : joules < 1e12);
+	bool ok = isfinite(joules) && joules > 0.0 && joules <= limit;
 	if (ok) {
 		double d = joules - w->mean;
 

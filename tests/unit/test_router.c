@@ -1,0 +1,395 @@
+/* Steering of "model": "auto": the policies' choices against the accuracy
+ * target and against policy_mean_only's weights, the estimates' guard
+ * against bad figures, and the body rewrite byte for byte. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <malloc.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "policy.h"
+#include "router.h"
+#include "scenario.h"
+
+/* cmocka 1.1 has no assert_double_equal */
+#define assert_double_equal(a, b, eps) assert_true(fabs((double)(a) - (double)(b)) <= (eps))
+
+static char dir[256];
+static struct scenario sc;
+
+/* The reference catalog (four models, four budgets), target 0.60. */
+static const char scenario_text[] =
+	"[scaling]\neta = 2e11\na0 = -2.523\na1 = 0.091\nbeta = 0.1086\na_max = 0.95\n"
+	"[workload]\ntasks_per_slot = 20\nslot_seconds = 1\ninput_tokens = 500\n"
+	"budgets = 256, 1024, 4096, 16384\nreasoning_sigma = 0.8\nreasoning_median = 0.5\n"
+	"accuracy_target = 0.60\n"
+	"[cost]\nc_a = 1\nc_w = 1\n"
+	"[model 1.5B]\nparams = 1.5e9\n[model 8B]\nparams = 8e9\n"
+	"[model 32B]\nparams = 32e9\n[model 70B]\nparams = 70e9\n";
+
+static int setup(void **state)
+{
+	char path[300], err[512];
+	FILE *f;
+
+	(void)state;
+	snprintf(dir, sizeof(dir), "/tmp/erg-test-router-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	snprintf(path, sizeof(path), "%s/serve.ini", dir);
+	f = fopen(path, "w");
+	if (!f)
+		return -1;
+	fputs(scenario_text, f);
+	fclose(f);
+	if (scenario_load(path, &sc, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	char path[300];
+
+	(void)state;
+	scenario_free(&sc);
+	snprintf(path, sizeof(path), "%s/serve.ini", dir);
+	unlink(path);
+	rmdir(dir);
+	return 0;
+}
+
+static struct router *new_router(enum router_policy p)
+{
+	char err[512] = "";
+	struct router *r = router_new(&sc, p, 0.0, err, sizeof(err));
+
+	if (!r)
+		fprintf(stderr, "router_new: %s\n", err);
+	assert_non_null(r);
+	return r;
+}
+
+static void test_policy_parse(void **state)
+{
+	static const char *const names[] = { "rr", "least", "energy", "variance" };
+	enum router_policy p = ROUTER_RR;
+
+	(void)state;
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(router_policy_parse(names[i], &p), 0);
+		assert_int_equal(p, i);
+		assert_string_equal(router_policy_name(p), names[i]);
+	}
+	p = ROUTER_LEAST;
+	assert_int_equal(router_policy_parse("Energy", &p), -1);
+	assert_int_equal(router_policy_parse("", &p), -1);
+	assert_int_equal(router_policy_parse("variance-aware", &p), -1);
+	assert_int_equal(router_policy_parse(NULL, &p), -1);
+	assert_int_equal(p, ROUTER_LEAST);	/* untouched on failure */
+	assert_string_equal(router_policy_name((enum router_policy)7), "?");
+}
+
+/* rr and least pick only options that meet the target on their own; rr
+ * goes through all of them in turn. */
+static void test_rr_least_meet_target(void **state)
+{
+	enum router_policy ps[] = { ROUTER_RR, ROUTER_LEAST };
+	int n_ok = 0;
+
+	(void)state;
+	for (int i = 0; i < sc.n_opts; i++)
+		n_ok += sc.opts[i].acc >= sc.acc_target;
+	assert_true(n_ok > 1 && n_ok < sc.n_opts);	/* the test means something */
+	for (int k = 0; k < 2; k++) {
+		struct router *r = new_router(ps[k]);
+		int seen[SCEN_MAX_OPTIONS] = { 0 };
+
+		for (int i = 0; i < 40 * n_ok; i++) {
+			struct router_choice c;
+
+			assert_int_equal(router_choose(r, 0.001 * i, &c), 0);
+			assert_true(c.option >= 0 && c.option < sc.n_opts);
+			assert_true(sc.opts[c.option].acc >= sc.acc_target);
+			assert_int_equal(c.model, sc.opts[c.option].model);
+			assert_int_equal(c.budget, (unsigned)sc.opts[c.option].budget);
+			seen[c.option]++;
+			router_release(r, c.option);
+		}
+		if (ps[k] == ROUTER_RR)
+			for (int i = 0; i < sc.n_opts; i++)
+				assert_int_equal(seen[i], sc.opts[i].acc >= sc.acc_target ? 40 : 0);
+		router_free(r);
+	}
+}
+
+/* least: the model with the fewest auto requests outstanding. */
+static void test_least_spreads(void **state)
+{
+	struct router *r = new_router(ROUTER_LEAST);
+	int models[SCEN_MAX_MODELS] = { 0 }, n_models = 0;
+	struct router_choice c;
+
+	(void)state;
+	for (int i = 0; i < sc.n_models; i++) {
+		bool any = false;
+
+		for (int o = 0; o < sc.n_opts; o++)
+			any |= sc.opts[o].model == i && sc.opts[o].acc >= sc.acc_target;
+		n_models += any;
+	}
+	assert_true(n_models >= 2);
+	for (int i = 0; i < 4 * n_models; i++) {	/* none released: they spread evenly */
+		assert_int_equal(router_choose(r, 0.0, &c), 0);
+		models[c.model]++;
+	}
+	for (int i = 0; i < sc.n_models; i++)
+		assert_true(models[i] == 0 || models[i] == 4);
+	router_free(r);
+}
+
+/* The mix policies meet the target on average: the expected accuracy of
+ * what they routed, and the mix's own. */
+static void test_mix_policies_meet_target(void **state)
+{
+	enum router_policy ps[] = { ROUTER_ENERGY, ROUTER_VARIANCE };
+
+	(void)state;
+	for (int k = 0; k < 2; k++) {
+		struct router *r = new_router(ps[k]);
+		struct router_view v;
+		struct router_choice c;
+		double acc = 0.0;
+		int n = 4000;
+
+		router_view(r, &v);
+		assert_true(v.feasible);
+		assert_true(isnan(v.expected_accuracy));
+		for (int i = 0; i < n; i++) {
+			/* 20 a second, the scenario's rate, so slots roll over */
+			assert_int_equal(router_choose(r, i / 20.0, &c), 0);
+			acc += sc.opts[c.option].acc;
+			router_release(r, c.option);
+		}
+		router_view(r, &v);
+		assert_int_equal(v.routed, (uint64_t)n);
+		assert_int_equal(v.refused, 0);
+		assert_double_equal(v.expected_accuracy, acc / n, 1e-9);
+		assert_true(v.expected_accuracy >= sc.acc_target - 0.01);
+		router_free(r);
+	}
+}
+
+/* energy: the shares routed are policy_mean_only's weights, as SWRR
+ * realises them: within (options in the mix)/n of each weight. */
+static void test_energy_shares_match_mean_only(void **state)
+{
+	struct router *r = new_router(ROUTER_ENERGY);
+	struct policy_problem pb = {
+		.opts = sc.opts, .n_opts = sc.n_opts, .acc_target = sc.acc_target, .mu_max = INFINITY,
+		.arr = { .mean = sc.arrivals.per_slot, .var = sc.arrivals.per_slot }, .how = REALISE_SWRR,
+		.c_e = sc.c_e, .c_a = sc.c_a, .c_w = sc.c_w,
+	};
+	struct mix mx;
+	uint64_t count[SCEN_MAX_OPTIONS] = { 0 };
+	const int n = 10007;
+
+	(void)state;
+	assert_int_equal(policy_mean_only(&pb, &mx), 0);
+	assert_true(mx.n >= 2);	/* a real mix, not one option */
+	for (int i = 0; i < n; i++) {
+		struct router_choice c;
+
+		assert_int_equal(router_choose(r, 0.0, &c), 0);
+		count[c.option]++;
+	}
+	for (int i = 0; i < sc.n_opts; i++) {
+		struct router_option_view ov;
+		double w = 0.0;
+
+		for (int k = 0; k < mx.n; k++)
+			if (mx.opt[k] == i)
+				w = mx.w[k];
+		assert_int_equal(router_option_view(r, i, &ov), 0);
+		assert_double_equal(ov.weight, w, 1e-9);
+		assert_int_equal(ov.routed, count[i]);
+		assert_double_equal(ov.share, (double)count[i] / n, 1e-12);
+		assert_true(fabs((double)count[i] / n - w) <= (double)mx.n / n);
+	}
+	assert_int_equal(router_option_view(r, -1, &(struct router_option_view){ 0 }), -1);
+	assert_int_equal(router_option_view(r, sc.n_opts, &(struct router_option_view){ 0 }), -1);
+	router_free(r);
+}
+
+/* NaN, <= 0, infinite and absurd figures never reach the estimate. */
+static void test_measured_rejects_bad(void **state)
+{
+	struct router *r = new_router(ROUTER_ENERGY);
+	struct router_option_view ov;
+	double prior = sc.opts[0].m;
+
+	(void)state;
+	assert_false(router_measured(r, 0, NAN));
+	assert_false(router_measured(r, 0, 0.0));
+	assert_false(router_measured(r, 0, -1.0));
+	assert_false(router_measured(r, 0, INFINITY));
+	assert_false(router_measured(r, 0, prior * ROUTER_ABSURD * 2.0));
+	assert_false(router_measured(r, -1, prior));
+	assert_false(router_measured(r, sc.n_opts, prior));
+	assert_int_equal(router_option_view(r, 0, &ov), 0);
+	assert_int_equal(ov.measured, 0);
+	assert_int_equal(ov.rejected, 5);
+	for (int i = 0; i < 20; i++)
+		assert_true(router_measured(r, 0, 2.0 * prior));
+	assert_false(router_measured(r, 0, 2.0 * prior * ROUTER_ABSURD * 2.0));
+	router_slot(r, &(struct router_ledger){ .now_s = 1.0 });
+	assert_int_equal(router_option_view(r, 0, &ov), 0);
+	assert_int_equal(ov.measured, 20);
+	assert_int_equal(ov.rejected, 6);
+	/* 20 measurements of 2x the prior, the prior counted as 5 */
+	double want = (ROUTER_PRIOR_WEIGHT * 2.0 * prior + 20 * 2.0 * prior) / (ROUTER_PRIOR_WEIGHT + 20);
+	assert_double_equal(ov.j_mean, want, 1e-9 * want);
+	/* options not measured yet scale with what measured ones cost */
+	assert_int_equal(router_option_view(r, 1, &ov), 0);
+	assert_double_equal(ov.j_mean, 2.0 * sc.opts[1].m, 1e-9 * sc.opts[1].m);
+	router_free(r);
+}
+
+static void test_track_take(void **state)
+{
+	struct router *r = new_router(ROUTER_ENERGY);
+
+	(void)state;
+	router_track(r, 42, 3);
+	router_track(r, 43, 5);
+	assert_int_equal(router_take(r, 42), 3);
+	assert_int_equal(router_take(r, 42), -1);	/* forgotten */
+	assert_int_equal(router_take(r, 44), -1);
+	assert_int_equal(router_take(r, 43), 5);
+	router_free(r);
+}
+
+/* Many decisions, slots rolling and the optimiser re-run between them:
+ * nothing allocated on the hot path, every answer valid. */
+static void test_choose_many_no_alloc(void **state)
+{
+	enum router_policy ps[] = { ROUTER_RR, ROUTER_LEAST, ROUTER_ENERGY, ROUTER_VARIANCE };
+
+	(void)state;
+	for (int k = 0; k < 4; k++) {
+		struct router *r = new_router(ps[k]);
+		struct router_choice c;
+		double t = 0.0;
+
+		for (int s = 0; s < 20; s++) {
+			router_slot(r, &(struct router_ledger){ .now_s = t, .supply_per_slot = 15000.0 });
+			struct mallinfo2 before = mallinfo2();
+			for (int i = 0; i < 5000; i++, t += 0.01) {
+				assert_int_equal(router_choose(r, t, &c), 0);
+				assert_true(c.option >= 0 && c.option < sc.n_opts);
+				router_measured(r, c.option, sc.opts[c.option].m);
+				router_release(r, c.option);
+			}
+			struct mallinfo2 after = mallinfo2();
+			assert_int_equal(after.uordblks, before.uordblks);
+		}
+		router_free(r);
+	}
+}
+
+/* ---- the body rewrite ---- */
+
+static void assert_rewrite(const char *in, const char *model, unsigned budget, const char *want)
+{
+	char out[1024];
+	size_t len = strlen(in), cap = len + strlen(model) + 48;
+	size_t n;
+
+	assert_true(cap <= sizeof(out));
+	n = router_rewrite(in, len, model, budget, out, cap);
+	if (!want) {
+		assert_int_equal(n, 0);
+		return;
+	}
+	assert_int_equal(n, strlen(want));
+	if (memcmp(out, want, n)) {
+		fprintf(stderr, "got:  %.*s\nwant: %s\n", (int)n, out, want);
+		fail();
+	}
+	/* a short buffer: the full length, nothing written past cap */
+	memset(out, 'X', sizeof(out));
+	assert_int_equal(router_rewrite(in, len, model, budget, out, 5), n);
+	assert_int_equal(out[5], 'X');
+}
+
+static void test_rewrite_max_tokens(void **state)
+{
+	(void)state;
+	assert_rewrite("{\"model\":\"auto\",\"max_tokens\":99999,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+		       "8B", 1024,
+		       "{\"model\":\"8B\",\"max_tokens\":1024,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
+	/* spacing, order and other keys kept byte for byte */
+	assert_rewrite("{ \"stream\" : true ,\n \"max_tokens\" : 5,\t\"model\" :  \"auto\" , \"x\":{\"model\":1} }",
+		       "70B", 16384,
+		       "{ \"stream\" : true ,\n \"max_tokens\" : 16384,\t\"model\" :  \"70B\" , \"x\":{\"model\":1} }");
+}
+
+static void test_rewrite_max_completion_tokens(void **state)
+{
+	(void)state;
+	assert_rewrite("{\"model\":\"auto\",\"max_completion_tokens\":7,\"temperature\":0.5}", "1.5B", 256,
+		       "{\"model\":\"1.5B\",\"max_completion_tokens\":256,\"temperature\":0.5}");
+	/* both: each one the client used */
+	assert_rewrite("{\"max_tokens\":1,\"model\":\"auto\",\"max_completion_tokens\":2}", "m", 4096,
+		       "{\"max_tokens\":4096,\"model\":\"m\",\"max_completion_tokens\":4096}");
+}
+
+static void test_rewrite_adds_max_tokens(void **state)
+{
+	(void)state;
+	assert_rewrite("{\"messages\":[],\"model\":\"auto\",\"n\":1}", "32B", 4096,
+		       "{\"messages\":[],\"model\":\"32B\",\"max_tokens\":4096,\"n\":1}");
+	assert_rewrite("{\"model\":\"auto\"}", "8B", 1024, "{\"model\":\"8B\",\"max_tokens\":1024}");
+	/* strings holding quotes, braces and the key names are not keys */
+	assert_rewrite("{\"prompt\":\"a \\\"model\\\": {max_tokens} }\",\"model\":\"auto\"}", "8B", 256,
+		       "{\"prompt\":\"a \\\"model\\\": {max_tokens} }\",\"model\":\"8B\",\"max_tokens\":256}");
+}
+
+static void test_rewrite_refuses(void **state)
+{
+	(void)state;
+	assert_rewrite("{\"mo\\u0064el\":\"auto\"}", "8B", 256, NULL);	/* not spelled plainly */
+	assert_rewrite("{\"prompt\":\"x\"}", "8B", 256, NULL);
+	assert_rewrite("{\"x\":{\"model\":\"auto\"}}", "8B", 256, NULL);	/* not top level */
+	assert_rewrite("[\"model\",\"auto\"]", "8B", 256, NULL);
+	assert_rewrite("{}", "8B", 256, NULL);
+	assert_rewrite("", "8B", 256, NULL);
+	assert_rewrite("{\"model\":\"auto\"", "8B", 256, NULL);	/* cut short */
+	assert_rewrite("{\"model\":\"auto\",\"prompt\":\"unterminated}", "8B", 256, NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_policy_parse),
+		cmocka_unit_test(test_rr_least_meet_target),
+		cmocka_unit_test(test_least_spreads),
+		cmocka_unit_test(test_mix_policies_meet_target),
+		cmocka_unit_test(test_energy_shares_match_mean_only),
+		cmocka_unit_test(test_measured_rejects_bad),
+		cmocka_unit_test(test_track_take),
+		cmocka_unit_test(test_choose_many_no_alloc),
+		cmocka_unit_test(test_rewrite_max_tokens),
+		cmocka_unit_test(test_rewrite_max_completion_tokens),
+		cmocka_unit_test(test_rewrite_adds_max_tokens),
+		cmocka_unit_test(test_rewrite_refuses),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
