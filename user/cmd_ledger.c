@@ -272,10 +272,7 @@ static void summary_text(const char *path, const struct journal_scan *scan, cons
 		ledger_format_joules(b, sizeof(b), s->drift_se);
 		printf("regime: %s: mean(b-D) %c%s/slot, standard error %s, z %+.2f (%s; lag-1 autocorrelation %.2f)\n",
 		       ledger_regime_name(s->regime), s->drift_mean < 0 ? '-' : '+', a, b, s->drift_z,
-		       s->regime == LEDGER_CRITICAL ? "|z| <= 2"
-		       : s->regime == LEDGER_OVER_SUPPLIED ? "z > 2: persistent waste"
-							   : "z < -2: persistent auxiliary",
-		       s->drift_lag1);
+		       ledger_regime_reason(s), s->drift_lag1);
 	}
 	ledger_format_joules(a, sizeof(a), s->total_demand);
 	ledger_format_joules(b, sizeof(b), s->total_supply);

@@ -21,6 +21,7 @@ void ledger_config_init(struct ledger_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->slot_s = 1.0;
 	cfg->fsync = true;
+	cfg->time_of_day_s = NAN;
 }
 
 /* name without dashes ("slot"); the message names "--slot". */
@@ -128,6 +129,24 @@ const char *ledger_regime_name(enum ledger_regime r)
 	case LEDGER_CRITICAL: return "critical";
 	case LEDGER_UNDER_SUPPLIED: return "under-supplied";
 	default: return "undetermined";
+	}
+}
+
+/* A surplus (deficit) trend only costs waste (auxiliary) once storage is
+ * full (empty); until then say where the energy goes. */
+const char *ledger_regime_reason(const struct ledger_stats *s)
+{
+	switch (s->regime) {
+	case LEDGER_CRITICAL:
+		return "|z| <= 2";
+	case LEDGER_OVER_SUPPLIED:
+		return s->total_waste > 0 ? "z > 2: persistent waste"
+					  : "z > 2: surplus goes to storage (no waste yet)";
+	case LEDGER_UNDER_SUPPLIED:
+		return s->total_aux > 0 ? "z < -2: persistent auxiliary"
+					: "z < -2: storage covers the deficit (no auxiliary yet)";
+	default:
+		return "";
 	}
 }
 
@@ -294,6 +313,7 @@ struct ledger {
 	char *trace_path;
 	struct supply_trace_start trace_start;
 	double trace_offset;		/* trace seconds at run second 0 */
+	double time_of_day_s;		/* fixed start time of day, or NAN: the clock */
 	double capacity;
 	double slot_s;
 	struct journal *journal;
@@ -410,9 +430,10 @@ static int open_journal(struct ledger *l, const struct ledger_config *cfg, char 
  * trace attached at 14:00 supplies its 14:00 watts, not its midnight. */
 static void align_trace(struct ledger *l)
 {
+	double tod = isfinite(l->time_of_day_s) ? l->time_of_day_s : supply_trace_time_of_day(time(NULL));
+
 	if (l->trace)
-		l->trace_offset = supply_trace_start_offset(l->trace, &l->trace_start,
-							    supply_trace_time_of_day(time(NULL)));
+		l->trace_offset = supply_trace_start_offset(l->trace, &l->trace_start, tod);
 }
 
 struct ledger *ledger_open(const struct ledger_config *cfg, char *err, size_t errlen)
@@ -440,6 +461,7 @@ struct ledger *ledger_open(const struct ledger_config *cfg, char *err, size_t er
 		if (!l->trace)
 			goto fail;
 		l->trace_start = cfg->trace_start;
+		l->time_of_day_s = cfg->time_of_day_s;
 		align_trace(l);
 		l->trace_path = strdup(cfg->supply_trace);
 		if (!l->trace_path) {
@@ -646,8 +668,7 @@ int ledger_format_lines(const struct ledger *l, char *buf, size_t len)
 	n += snprintf(buf + ((size_t)n < len ? (size_t)n : len), (size_t)n < len ? len - n : 0,
 		      "  regime: %s: mean(b-D) %c%s/slot, SE %s, z %+.2f (%s) | total aux %s, waste %s\n",
 		      ledger_regime_name(s->regime), s->drift_mean < 0 ? '-' : '+', d, se, s->drift_z,
-		      s->regime == LEDGER_CRITICAL ? "|z| <= 2" : s->regime == LEDGER_OVER_SUPPLIED
-		      ? "z > 2: persistent waste" : "z < -2: persistent auxiliary", ta, tw);
+		      ledger_regime_reason(s), ta, tw);
 	return n;
 }
 

@@ -30,6 +30,9 @@ struct ledger_config {
 	const char *supply_trace;	/* CSV trace (supply_trace.h) instead, or NULL */
 	struct supply_trace_start trace_start;	/* where the run enters the trace */
 	bool trace_start_given;		/* --supply-trace-start was given */
+	/* Local time of day when the run starts, seconds after midnight, for
+	 * aligning a trace; NAN (the default) reads the clock. Tests set it. */
+	double time_of_day_s;
 	double storage_joules;		/* storage capacity C; 0 = none (docs/theory.md §3.1) */
 	double slot_s;			/* slot length, s (default 1) */
 	const char *journal_path;	/* append-only journal, or NULL */
@@ -97,9 +100,9 @@ double ledger_moments_sigma(const struct ledger_moments *m);	/* sample SD, n-1 *
 
 enum ledger_regime {
 	LEDGER_UNDETERMINED,		/* fewer than LEDGER_MIN_SLOTS slots */
-	LEDGER_OVER_SUPPLIED,		/* mean(b-D) > +2 SE: persistent waste */
+	LEDGER_OVER_SUPPLIED,		/* mean(b-D) > +2 SE: waste, once storage is full */
 	LEDGER_CRITICAL,		/* |mean(b-D)| <= 2 SE */
-	LEDGER_UNDER_SUPPLIED,		/* mean(b-D) < -2 SE: persistent auxiliary */
+	LEDGER_UNDER_SUPPLIED,		/* mean(b-D) < -2 SE: auxiliary, once storage is empty */
 };
 #define LEDGER_MIN_SLOTS 10
 #define LEDGER_DRIFT_Z 2.0
@@ -127,6 +130,11 @@ void ledger_stats_init(struct ledger_stats *s);
 void ledger_stats_add(struct ledger_stats *s, const struct slot_outcome *o);
 /* "over-supplied", "critical", "under-supplied", "undetermined" */
 const char *ledger_regime_name(enum ledger_regime r);
+/* Why the regime was called and what it costs so far: "|z| <= 2",
+ * "z > 2: persistent waste", or, while storage has absorbed every surplus,
+ * "z > 2: surplus goes to storage (no waste yet)"; the same for deficits
+ * and auxiliary energy. "" while undetermined. */
+const char *ledger_regime_reason(const struct ledger_stats *s);
 /* Adds slots, last, total, mean, sigma, regime and drift fields to obj. */
 void ledger_stats_add_json(const struct ledger_stats *s, struct cJSON *obj);
 /* Whether a journaled slot is one the ledger could have settled (docs/theory.md

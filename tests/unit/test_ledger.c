@@ -619,6 +619,10 @@ static void test_format_and_json(void **state)
 	assert_non_null(strstr(buf, "over-supplied"));
 	assert_non_null(strstr(buf, "30 slots"));
 	assert_non_null(strstr(buf, "storage 600 J of 1 kJ"));
+	/* the surplus has all gone to storage: no waste to speak of yet */
+	assert_non_null(strstr(buf, "surplus goes to storage (no waste yet)"));
+	assert_null(strstr(buf, "persistent waste"));
+	assert_non_null(strstr(buf, "waste 0 J"));
 	/* Truncation keeps snprintf semantics. */
 	char small[16];
 	assert_int_equal(ledger_format_lines(l, small, sizeof(small)), n);
@@ -645,6 +649,15 @@ static void test_format_and_json(void **state)
 	ledger_add_json(l, o);
 	assert_string_equal(cJSON_GetObjectItem(o, "type")->valuestring, "tick");
 	cJSON_Delete(o);
+
+	/* 20 more slots fill the storage; after that the surplus is wasted */
+	for (int i = 31; i <= 60; i++)
+		ledger_add_demand(l, i, 100);
+	ledger_format_lines(l, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "storage 1 kJ of 1 kJ"));
+	assert_non_null(strstr(buf, "z > 2: persistent waste"));
+	assert_null(strstr(buf, "no waste yet"));
+	assert_non_null(strstr(buf, "waste 200 J"));
 
 	char j[32];
 	ledger_format_joules(j, sizeof(j), 812);
@@ -697,6 +710,141 @@ static void test_trace_supply(void **state)
 	rmdir(dir);
 }
 
+/* The regime's wording follows where the energy went, not only the sign of
+ * the drift: waste and auxiliary are named only once there are some. */
+static void test_regime_reason(void **state)
+{
+	struct ledger_stats s;
+	char buf[1024];
+	struct ledger *l;
+	(void)state;
+
+	ledger_stats_init(&s);
+	assert_string_equal(ledger_regime_reason(&s), "");
+	s.regime = LEDGER_CRITICAL;
+	assert_string_equal(ledger_regime_reason(&s), "|z| <= 2");
+	s.regime = LEDGER_OVER_SUPPLIED;
+	assert_string_equal(ledger_regime_reason(&s), "z > 2: surplus goes to storage (no waste yet)");
+	s.total_waste = 1e-6;
+	assert_string_equal(ledger_regime_reason(&s), "z > 2: persistent waste");
+	s.regime = LEDGER_UNDER_SUPPLIED;
+	assert_string_equal(ledger_regime_reason(&s), "z < -2: storage covers the deficit (no auxiliary yet)");
+	s.total_aux = 3;
+	assert_string_equal(ledger_regime_reason(&s), "z < -2: persistent auxiliary");
+
+	/* no storage: a surplus is waste from the first slot */
+	l = open_const(120, 0, NULL);
+	ledger_start(l, 0);
+	for (int i = 1; i <= 20; i++)
+		ledger_add_demand(l, i, 100);
+	ledger_format_lines(l, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "z > 2: persistent waste"));
+	ledger_close(l);
+	/* a deficit with empty storage is auxiliary at once */
+	l = open_const(80, 1000, NULL);
+	ledger_start(l, 0);
+	for (int i = 1; i <= 20; i++)
+		ledger_add_demand(l, i, 100);
+	ledger_format_lines(l, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "under-supplied"));
+	assert_non_null(strstr(buf, "z < -2: persistent auxiliary"));
+	ledger_close(l);
+}
+
+/* A one-day trace (0 W at midnight, 1000 W at noon) opened at a given local
+ * time of day supplies that hour's watts from the first slot. */
+static struct ledger *open_day(const char *path, double tod, const char *start, struct seen *seen)
+{
+	struct ledger_config cfg;
+	char err[512] = "";
+	struct ledger *l;
+
+	ledger_config_init(&cfg);
+	assert_true(isnan(cfg.time_of_day_s));	/* the clock by default */
+	assert_int_equal(ledger_set_option(&cfg, "supply-trace", path, err, sizeof(err)), 1);
+	if (start)
+		assert_int_equal(ledger_set_option(&cfg, "supply-trace-start", start, err, sizeof(err)), 1);
+	assert_int_equal(ledger_config_check(&cfg, err, sizeof(err)), 0);
+	cfg.slot_s = 60;
+	cfg.time_of_day_s = tod;
+	memset(seen, 0, sizeof(*seen));
+	cfg.on_slot = on_slot;
+	cfg.on_slot_ctx = seen;
+	l = ledger_open(&cfg, err, sizeof(err));
+	if (!l)
+		fail_msg("%s", err);
+	return l;
+}
+
+/* Watts of the test day at t seconds after midnight (t in [43200, 86400]). */
+static double day_watts(double t)
+{
+	return 1000.0 * (1 - (t - 43200) / 43200);
+}
+
+static void test_day_trace_follows_clock(void **state)
+{
+	char dir[] = "/tmp/erg-test-ledger-XXXXXX", path[128], buf[1024], err[256];
+	static struct seen seen;
+	struct ledger_config cfg;
+	struct ledger *l;
+	FILE *fp;
+	const double t14 = 14 * 3600.0;
+	(void)state;
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/day.csv", dir);
+	fp = fopen(path, "w");
+	fputs("seconds,watts\n0,0\n43200,1000\n", fp);
+	fclose(fp);
+
+	/* attached at 14:00: the first slot is 14:00-14:01, not midnight's 0 W */
+	l = open_day(path, t14, NULL, &seen);
+	close_to(ledger_supply_watts(l), day_watts(t14), 1e-9);
+	close_to(ledger_trace_position(l), t14, 1e-12);
+	ledger_format_lines(l, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "(trace at 14:00)"));
+	ledger_start(l, 0);
+	ledger_add_demand(l, 120, 1000);
+	assert_int_equal(seen.n, 2);
+	close_to(seen.s[0].out.supply, 60 * day_watts(t14 + 30), 1e-9);
+	close_to(seen.s[1].out.supply, 60 * day_watts(t14 + 90), 1e-9);
+	assert_int_equal(seen.violations, 0);
+	ledger_format_lines(l, buf, sizeof(buf));
+	assert_non_null(strstr(buf, "(trace at 14:02)"));
+	cJSON *o = cJSON_CreateObject();
+	ledger_add_json(l, o);
+	close_to(cJSON_GetObjectItem(o, "supply_trace_position_s")->valuedouble, t14 + 120, 1e-12);
+	cJSON_Delete(o);
+	ledger_close(l);
+
+	/* 'now': second 0 of the trace, midnight's 0 W, whatever the clock */
+	l = open_day(path, t14, "now", &seen);
+	close_to(ledger_supply_watts(l) + 1, 1, 1e-12);
+	ledger_start(l, 0);
+	ledger_add_demand(l, 60, 10);
+	close_to(seen.s[0].out.supply, 60 * 1000.0 * 30 / 43200, 1e-9);
+	ledger_close(l);
+
+	/* HH:MM: second 0 was at 13:00, so at 14:00 the trace is at 01:00 */
+	l = open_day(path, t14, "13:00", &seen);
+	close_to(ledger_trace_position(l), 3600, 1e-12);
+	close_to(ledger_supply_watts(l), 1000.0 * 3600 / 43200, 1e-9);
+	ledger_close(l);
+
+	/* a start without a trace names the fix */
+	ledger_config_init(&cfg);
+	assert_int_equal(ledger_set_option(&cfg, "supply-watts", "100", err, sizeof(err)), 1);
+	assert_int_equal(ledger_set_option(&cfg, "supply-trace-start", "08:00", err, sizeof(err)), 1);
+	assert_int_equal(ledger_config_check(&cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "--supply-trace CSV"));
+	ledger_config_init(&cfg);
+	assert_int_equal(ledger_set_option(&cfg, "supply-trace-start", "25:00", err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "HH:MM"));
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -713,6 +861,8 @@ int main(void)
 		cmocka_unit_test(test_inconsistent_slots_not_trusted),
 		cmocka_unit_test(test_format_and_json),
 		cmocka_unit_test(test_trace_supply),
+		cmocka_unit_test(test_regime_reason),
+		cmocka_unit_test(test_day_trace_follows_clock),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

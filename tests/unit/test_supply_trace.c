@@ -1,5 +1,6 @@
 /* Supply traces (user/supply_trace.h): parsing, interpolation, integrals,
- * repetition and error messages. */
+ * repetition, error messages, and where a run enters a trace
+ * (--supply-trace-start, the local clock for a one-day trace). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -201,6 +202,154 @@ static void test_untrusted_files(void **state)
 	assert_non_null(strstr(err, ":2: a NUL byte"));
 }
 
+static void expect_start_error(const char *text)
+{
+	struct supply_trace_start st = { .mode = SUPPLY_TRACE_START_AUTO };
+	char err[256] = "";
+
+	assert_int_equal(supply_trace_parse_start(text, &st, err, sizeof(err)), -1);
+	if (!strstr(err, "--supply-trace-start") || !strstr(err, "'now'") || !strstr(err, "HH:MM"))
+		fail_msg("'%s': error '%s' does not name the option and its forms", text ? text : "(null)", err);
+}
+
+static void test_parse_start(void **state)
+{
+	(void)state;
+	struct supply_trace_start st;
+	char err[256];
+
+	assert_int_equal(supply_trace_parse_start("now", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.mode, SUPPLY_TRACE_START_NOW);
+	assert_int_equal(supply_trace_parse_start("00:00", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.mode, SUPPLY_TRACE_START_CLOCK);
+	assert_true(st.clock_s == 0);
+	assert_int_equal(supply_trace_parse_start("23:59", &st, err, sizeof(err)), 0);
+	assert_int_equal(st.mode, SUPPLY_TRACE_START_CLOCK);
+	assert_true(st.clock_s == 23 * 3600 + 59 * 60);
+	assert_int_equal(supply_trace_parse_start("07:05", &st, err, sizeof(err)), 0);
+	assert_true(st.clock_s == 7 * 3600 + 5 * 60);
+
+	expect_start_error("24:00");
+	expect_start_error("12:60");
+	expect_start_error("7:5x");
+	expect_start_error("7:05");
+	expect_start_error("07:05 ");
+	expect_start_error("0705");
+	expect_start_error("NOW");
+	expect_start_error("");
+	expect_start_error(NULL);
+	/* the bad value is quoted safely */
+	assert_int_equal(supply_trace_parse_start("1\0332:00", &st, err, sizeof(err)), -1);
+	assert_null(strchr(err, '\033'));
+}
+
+/* Period one day: 0 W at midnight rising to 1000 W at noon, back to 0 W. */
+static struct supply_trace *load_day(void)
+{
+	char err[256];
+	const char *p = write_file("day.csv", "seconds,watts\n0,0\n43200,1000\n");
+	struct supply_trace *t = supply_trace_load(p, err, sizeof(err));
+
+	if (!t)
+		fail_msg("%s", err);
+	return t;
+}
+
+static void test_spans_day(void **state)
+{
+	(void)state;
+	char err[256];
+	struct supply_trace *t = load_day();
+
+	CLOSE(supply_trace_period(t), 86400, 0);
+	assert_true(supply_trace_spans_day(t));
+	supply_trace_free(t);
+	t = supply_trace_load(write_file("near.csv", "0,1\n43200.4,2\n"), err, sizeof(err));
+	assert_non_null(t);
+	assert_true(supply_trace_spans_day(t));		/* within a second */
+	supply_trace_free(t);
+	t = supply_trace_load(write_file("long.csv", "0,1\n43201,2\n"), err, sizeof(err));
+	assert_non_null(t);
+	assert_false(supply_trace_spans_day(t));	/* 86402 s */
+	supply_trace_free(t);
+	t = supply_trace_load(write_file("hour.csv", "0,1\n1800,2\n"), err, sizeof(err));
+	assert_non_null(t);
+	assert_false(supply_trace_spans_day(t));
+	supply_trace_free(t);
+	/* the solar day shipped with erg is a day trace */
+	t = supply_trace_load("scenarios/solar-day.csv", err, sizeof(err));
+	if (t) {
+		assert_true(supply_trace_spans_day(t));
+		supply_trace_free(t);
+	}
+}
+
+static void test_start_offset(void **state)
+{
+	(void)state;
+	char err[256];
+	struct supply_trace *day = load_day();
+	/* 7 s period: a clock offset folds into it */
+	struct supply_trace *short_tr = supply_trace_load(write_file("seven.csv", "0,0\n3.5,70\n"), err, sizeof(err));
+	const struct supply_trace_start aut = { .mode = SUPPLY_TRACE_START_AUTO };
+	const struct supply_trace_start now = { .mode = SUPPLY_TRACE_START_NOW };
+	struct supply_trace_start at;
+	const double t14 = 14 * 3600.0;
+
+	assert_non_null(short_tr);
+	CLOSE(supply_trace_period(short_tr), 7, 0);
+	/* auto: a day trace enters at the time of day, another at its start */
+	CLOSE(supply_trace_start_offset(day, &aut, t14), t14, 0);
+	CLOSE(supply_trace_start_offset(day, &aut, 0), 0, 0);
+	CLOSE(supply_trace_start_offset(day, &aut, 86399), 86399, 0);
+	CLOSE(supply_trace_start_offset(short_tr, &aut, t14), 0, 0);
+	/* the watts there: 14:00 is on the way down from noon's 1000 W */
+	CLOSE(supply_trace_watts(day, supply_trace_start_offset(day, &aut, t14)), 1000.0 * (1 - 7200.0 / 43200), 1e-9);
+	/* now: second 0 whatever the clock */
+	CLOSE(supply_trace_start_offset(day, &now, t14), 0, 0);
+	CLOSE(supply_trace_start_offset(short_tr, &now, t14), 0, 0);
+	/* HH:MM: second 0 at that time; later the same day, or since yesterday */
+	assert_int_equal(supply_trace_parse_start("06:00", &at, err, sizeof(err)), 0);
+	CLOSE(supply_trace_start_offset(day, &at, t14), 8 * 3600, 0);
+	CLOSE(supply_trace_start_offset(day, &at, 6 * 3600), 0, 0);
+	CLOSE(supply_trace_start_offset(short_tr, &at, t14), fmod(8 * 3600, 7), 1e-9);
+	assert_int_equal(supply_trace_parse_start("20:00", &at, err, sizeof(err)), 0);
+	CLOSE(supply_trace_start_offset(day, &at, 6 * 3600), 10 * 3600, 0);
+	assert_int_equal(supply_trace_parse_start("00:00", &at, err, sizeof(err)), 0);
+	CLOSE(supply_trace_start_offset(day, &at, t14), t14, 0);	/* the same as auto */
+	CLOSE(supply_trace_start_offset(short_tr, &at, t14), fmod(t14, 7), 1e-9);
+	/* every offset lies in [0, period) */
+	for (double tod = 0; tod < 86400; tod += 997) {
+		double o = supply_trace_start_offset(short_tr, &at, tod);
+		assert_true(o >= 0 && o < 7);
+		o = supply_trace_start_offset(day, &at, tod);
+		assert_true(o >= 0 && o < 86400);
+	}
+	supply_trace_free(day);
+	supply_trace_free(short_tr);
+}
+
+static void test_time_of_day(void **state)
+{
+	(void)state;
+	char *old = getenv("TZ") ? strdup(getenv("TZ")) : NULL;
+
+	setenv("TZ", "UTC", 1);
+	tzset();
+	CLOSE(supply_trace_time_of_day(0), 0, 0);
+	CLOSE(supply_trace_time_of_day(86400 * 3 + 14 * 3600 + 5 * 60 + 7), 14 * 3600 + 5 * 60 + 7, 0);
+	/* the local clock: UTC+2 all year round */
+	setenv("TZ", "XXX-2", 1);
+	tzset();
+	CLOSE(supply_trace_time_of_day(86400 * 3 + 23 * 3600), 3600, 0);
+	if (old)
+		setenv("TZ", old, 1);
+	else
+		unsetenv("TZ");
+	tzset();
+	free(old);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -209,6 +358,10 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_non_finite_and_range),
 		cmocka_unit_test(test_untrusted_files),
+		cmocka_unit_test(test_parse_start),
+		cmocka_unit_test(test_spans_day),
+		cmocka_unit_test(test_start_offset),
+		cmocka_unit_test(test_time_of_day),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
