@@ -337,6 +337,39 @@ size_t targets_models(const struct target_set *set, const char **names, size_t m
 	return n;
 }
 
+size_t targets_report_overlaps(const struct target_set *set, const char *proc_root, FILE *out)
+{
+	size_t warned = 0;
+
+	for (size_t i = 0; i < set->n; i++) {
+		const struct target *p = &set->items[i];
+		char comm[ERG_COMM_LEN], qc[80], qa[3 * TARGET_MODEL_LEN], qb[3 * TARGET_MODEL_LEN];
+		bool seen = false;
+
+		if (p->kind != TARGET_PID)
+			continue;
+		for (size_t j = 0; j < i && !seen; j++)	/* a pid listed twice: warn once */
+			seen = set->items[j].kind == TARGET_PID && set->items[j].pid == p->pid;
+		if (seen || procfs_comm(proc_root, p->pid, comm, sizeof(comm)) < 0)
+			continue;
+		for (size_t j = 0; j < set->n; j++) {
+			const struct target *c = &set->items[j];
+
+			if (c->kind != TARGET_COMM || strcmp(c->comm, comm) || !strcmp(c->model, p->model))
+				continue;
+			cli_quote(comm, qc, sizeof(qc));
+			cli_quote(p->model, qa, sizeof(qa));
+			cli_quote(c->model, qb, sizeof(qb));
+			fprintf(out, "erg: warning: pid %d (%s) is matched by pid=%d of model '%s' and by comm=%s of model '%s'; "
+				"it counts for '%s' only (pid= wins); give it to one model to silence this\n",
+				p->pid, qc, p->pid, qa, qc, qb, qa);
+			warned++;
+			break;
+		}
+	}
+	return warned;
+}
+
 void targets_free(struct target_set *set)
 {
 	free(set->items);

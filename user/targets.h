@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include "erg.h"
 #include "energy.h"
 
@@ -52,6 +53,13 @@ int targets_load_config(struct target_set *set, const char *path, const char *pr
  * model index of worker i. Returns the number of models. */
 size_t targets_models(const struct target_set *set, const char **names, size_t max_names,
 		      size_t *model_of);
+
+/* Processes two models claim: a pid= target whose process name is a comm=
+ * target of another model. Such a process counts for the pid= target's
+ * model (pids are adopted before names are matched); this writes one
+ * warning line per such pid to out, naming the pid and both models, and
+ * returns how many. Call it once, when attaching. */
+size_t targets_report_overlaps(const struct target_set *set, const char *proc_root, FILE *out);
 
 void targets_free(struct target_set *set);
 

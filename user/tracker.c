@@ -277,6 +277,7 @@ struct tracker *tracker_open(const struct target_set *targets, const struct trac
 			goto fail;
 		}
 	}
+	targets_report_overlaps(targets, t->proc_root, stderr);	/* pids adopted: they win */
 	tracker_refresh(t);
 	return t;
 fail:
