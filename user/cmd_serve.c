@@ -26,6 +26,7 @@
 #include "prom.h"
 #include "proxy.h"
 #include "request_energy.h"
+#include "router.h"
 #include "serve_config.h"
 
 #define INTERVAL_MIN_S 0.01
@@ -46,6 +47,8 @@ struct serve_opts {
 	bool json;
 	const char *log;
 	bool no_energy;
+	enum router_policy policy;
+	bool policy_given;
 	struct measure_opts m;
 	double interval_s;
 	long long count;
@@ -61,6 +64,7 @@ struct serve {
 	int target_of[SERVE_MAX_WORKERS];	/* measure worker of each serve worker, -1 none */
 	struct request_energy *re;
 	struct model_stats *ms;
+	struct router *router;		/* "model": "auto"; NULL: no steering options */
 	FILE *log;
 	pthread_mutex_t lock;		/* guards the fields below */
 	struct request_record *local;	/* requests erg answered itself, not yet output */
@@ -118,6 +122,15 @@ static void usage(FILE *out)
 "                           {\"type\":\"request\"} line per request\n"
 "      --log FILE           append one {\"type\":\"request\"} line per request to FILE\n"
 "      --no-energy          do not attach BPF (requests are served and counted, no joules)\n"
+"      --policy P           how \"model\": \"auto\" requests are steered among the\n"
+"                           config's (model, budget) options that meet its\n"
+"                           accuracy target: energy (default: the mean-only mix,\n"
+"                           least joules), variance (the variance-aware mix plus\n"
+"                           the ledger feedback of erg sim's dynamic policy), rr\n"
+"                           (options meeting the target alone, in turn), least\n"
+"                           (of those, the model with the fewest auto requests\n"
+"                           outstanding)\n"
+"      --variance-aware     the same as --policy variance\n"
 "      --energy-source S    auto | rapl | hwmon | model (as erg top)\n"
 "      --idle-watts W, --watts-per-core W   the power model, as erg top\n"
 "      --supply-watts W, --supply-trace CSV, --storage-joules C, --slot S,\n"
@@ -129,12 +142,19 @@ static void usage(FILE *out)
 "GET /healthz, GET /metrics. Every response carries x-erg-request-id,\n"
 "x-erg-model and x-erg-worker.\n"
 "\n"
+"\"model\": \"auto\" (when serve.ini has the steering sections [scaling],\n"
+"[workload] budgets and accuracy_target, [cost]; else 404): erg picks the model\n"
+"and budget by --policy, rewrites the body's \"model\" and max_tokens (or\n"
+"max_completion_tokens where the client used it), and answers with\n"
+"x-erg-model and x-erg-budget. A request naming a model is never re-modelled.\n"
+"\n"
 "Example: erg serve --config serve.ini --listen 127.0.0.1:8080 1\n");
 }
 
 /* ---- options ---- */
 
-enum { OPT_MAX_BODY = 256, OPT_CLIENT_TIMEOUT, OPT_WORKER_CONNECT_TIMEOUT, OPT_WORKER_TIMEOUT, OPT_HEALTH, OPT_LOG, OPT_NO_ENERGY };
+enum { OPT_MAX_BODY = 256, OPT_CLIENT_TIMEOUT, OPT_WORKER_CONNECT_TIMEOUT, OPT_WORKER_TIMEOUT, OPT_HEALTH, OPT_LOG, OPT_NO_ENERGY,
+       OPT_POLICY, OPT_VARIANCE_AWARE };
 
 static const struct option serve_longopts[] = {
 	{ "config", required_argument, NULL, 'C' },
@@ -148,6 +168,8 @@ static const struct option serve_longopts[] = {
 	{ "json", no_argument, NULL, 'j' },
 	{ "log", required_argument, NULL, OPT_LOG },
 	{ "no-energy", no_argument, NULL, OPT_NO_ENERGY },
+	{ "policy", required_argument, NULL, OPT_POLICY },
+	{ "variance-aware", no_argument, NULL, OPT_VARIANCE_AWARE },
 	{ "help", no_argument, NULL, 'h' },
 	MEASURE_LONG_OPTIONS,
 	{ 0 }
@@ -172,6 +194,18 @@ static int apply_option(struct serve_opts *o, const struct cli *c, int opt, char
 	case 'j': o->json = true; return 0;
 	case OPT_LOG: o->log = optarg; return 0;
 	case OPT_NO_ENERGY: o->no_energy = true; return 0;
+	case OPT_POLICY: {
+		char q[80];
+
+		if (router_policy_parse(optarg, &o->policy)) {
+			errbuf_set(err, errlen, "--policy '%s' is not a policy: use energy, variance, rr or least",
+				   cli_quote(optarg, q, sizeof(q)));
+			return -1;
+		}
+		o->policy_given = true;
+		return 0;
+	}
+	case OPT_VARIANCE_AWARE: o->policy = ROUTER_VARIANCE; o->policy_given = true; return 0;
 	case MEASURE_GETOPT_VAL:
 	case LEDGER_GETOPT_VAL:
 		return measure_set_option(&o->m, serve_longopts[c->longindex].name, optarg, err, errlen);
@@ -188,6 +222,7 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 	int opt;
 
 	o->interval_s = 1.0;
+	o->policy = ROUTER_ENERGY;
 	measure_opts_init(&o->m, "erg serve");
 	o->m.no_requests = true;	/* the proxy knows the requests exactly */
 	cli_init(&c, "erg serve", "C:l:t:jh", serve_longopts);
@@ -224,8 +259,11 @@ static int parse_args(int argc, char **argv, struct serve_opts *o)
 static uint64_t hook_start(void *ud, const struct proxy_request *r)
 {
 	struct serve *s = ud;
+	uint64_t id = request_energy_begin(s->re, (unsigned)r->worker, (unsigned)r->model, measure_now());
 
-	return request_energy_begin(s->re, (unsigned)r->worker, (unsigned)r->model, measure_now());
+	if (id && r->steered && s->router)	/* its joules go to the option's estimate */
+		router_track(s->router, id, r->option);
+	return id;
 }
 
 static void hook_data(void *ud, const struct proxy_request *r, uint64_t bytes, uint64_t events)
@@ -360,8 +398,29 @@ static size_t hook_metrics(void *ud, char *buf, size_t cap)
 		workers[w] = (struct prom_worker){ .model = s->cfg.models[s->cfg.workers[w].model].name,
 						   .worker = s->cfg.workers[w].name,
 						   .up = proxy_worker_up(s->proxy, w) };
+	struct prom_route routes[SCEN_MAX_OPTIONS];
+	struct prom_steering steering = { .routes = routes };
+	if (s->router) {
+		struct router_view v;
+
+		router_view(s->router, &v);
+		for (int i = 0; i < v.n_opts; i++) {
+			struct router_option_view ov;
+
+			if (router_option_view(s->router, i, &ov))
+				continue;
+			routes[steering.n_routes++] = (struct prom_route){
+				.model = s->cfg.models[ov.model].name, .budget = ov.budget, .share = ov.share,
+				.weight = ov.weight, .routed = ov.routed, .joules_per_request = ov.j_mean };
+		}
+		steering.expected_accuracy = v.expected_accuracy;
+		steering.accuracy_target = v.acc_target;
+		steering.refused = v.refused;
+	}
 	prom_buf_init(&b);
 	prom_render_erg(&b, &in);
+	if (s->router)
+		prom_render_steering(&b, &steering);
 	len = b.len;
 	memcpy(buf, b.data ? b.data : "", len < cap ? len : cap);
 	prom_buf_free(&b);
@@ -437,6 +496,7 @@ static int start_proxy(struct serve *s)
 		.hooks = { .ud = s, .request_start = hook_start, .request_data = hook_data,
 			   .request_end = hook_end, .worker_joules_per_request = hook_jpr,
 			   .render_metrics = hook_metrics },
+		.router = s->router,
 	};
 	char err[512], host[SERVE_HOST_LEN];
 	uint16_t port;
@@ -474,7 +534,8 @@ static int start_proxy(struct serve *s)
 
 /* ---- each tick ---- */
 
-static void request_line(struct serve *s, const struct request_record *r, bool retried)
+/* budget: the max_tokens erg set for an "auto" request, 0 for others. */
+static void request_line(struct serve *s, const struct request_record *r, bool retried, unsigned budget)
 {
 	cJSON *o = cJSON_CreateObject();
 	char id[32], *line;
@@ -501,6 +562,10 @@ static void request_line(struct serve *s, const struct request_record *r, bool r
 	cJSON_AddNumberToObject(o, "ttfb_s", r->ttfb_s);
 	if (retried)
 		cJSON_AddBoolToObject(o, "retried", true);
+	if (budget) {
+		cJSON_AddBoolToObject(o, "auto", true);
+		cJSON_AddNumberToObject(o, "budget", budget);
+	}
 	line = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	if (!line)
@@ -517,6 +582,18 @@ static void request_line(struct serve *s, const struct request_record *r, bool r
 static void complete_one(struct serve *s, const struct request_record *r)
 {
 	bool retried = !(r->id & PROXY_OWN_ID_BIT) && take_retried(s, r->id);
+	int option = s->router && !(r->id & PROXY_OWN_ID_BIT) ? router_take(s->router, r->id) : -1;
+	unsigned budget = 0;
+
+	if (option >= 0) {
+		struct router_option_view ov;
+
+		/* a whole answer's joules (a failed try's are not a request's) */
+		if (!retried && r->status >= 200 && r->status < 300)
+			router_measured(s->router, option, attrib_joules(r->nj));
+		if (!router_option_view(s->router, option, &ov))
+			budget = ov.budget;
+	}
 
 	if (r->model < s->cfg.n_models && !retried)
 		model_stats_add(s->ms, r);
@@ -528,7 +605,26 @@ static void complete_one(struct serve *s, const struct request_record *r)
 		s->worker_jpr[r->worker] = n == 1 ? j : prev + (j - prev) / (double)n;
 		pthread_mutex_unlock(&s->lock);
 	}
-	request_line(s, r, retried);
+	request_line(s, r, retried, budget);
+}
+
+/* The optimiser re-runs with the new estimates and the ledger's supply per
+ * (scenario) slot and storage, here, off the requests' path. Without a
+ * supply the dynamic policy spends the critical supply b*. */
+static void steer_tick(struct serve *s, double now)
+{
+	const struct ledger *l = s->m ? measure_ledger(s->m) : NULL;
+	struct router_ledger in = { .now_s = now };
+
+	if (!s->router)
+		return;
+	if (l) {
+		if (s->o.m.ledger.supply_given)
+			in.supply_per_slot = ledger_supply_watts(l) * s->cfg.scenario.slot_seconds;
+		in.storage = ledger_storage(l);
+		in.storage_capacity = s->o.m.ledger.storage_joules;
+	}
+	router_slot(s->router, &in);
 }
 
 /* Split the tick's joules among the requests, and output those completed. */
@@ -575,6 +671,7 @@ static int tick(struct serve *s, double now)
 	while ((n = request_energy_take_completed(s->re, done, 256)))
 		for (size_t i = 0; i < n; i++)
 			complete_one(s, &done[i]);
+	steer_tick(s, now);
 	for (;;) {
 		pthread_mutex_lock(&s->lock);
 		n = s->n_local < 256 ? s->n_local : 256;
@@ -595,6 +692,94 @@ static int tick(struct serve *s, double now)
 }
 
 /* ---- output ---- */
+
+/* Options shown: those in the mix or routed to; the rest would be noise. */
+static bool option_shown(const struct router_option_view *ov)
+{
+	return ov->weight > 0.0 || ov->routed > 0;
+}
+
+static void print_steering(struct serve *s)
+{
+	struct router_view v;
+
+	if (!s->router)
+		return;
+	router_view(s->router, &v);
+	printf("auto: policy %s%s, expected accuracy ", router_policy_name(v.policy),
+	       v.dynamic ? " (ledger feedback)" : "");
+	if (isnan(v.expected_accuracy))
+		printf("-");
+	else
+		printf("%.4f", v.expected_accuracy);
+	printf(" (target %.4f), %llu routed, %llu refused\n", v.acc_target, (unsigned long long)v.routed,
+	       (unsigned long long)v.refused);
+	if (!v.feasible)
+		printf("warning: no (model, budget) option meets the accuracy target: auto requests get 503\n");
+	printf("  %-20s %7s %7s %7s %8s %7s %9s %8s\n", "OPTION", "BUDGET", "ACC", "WEIGHT", "ROUTED",
+	       "SHARE", "J/REQ", "SD_J");
+	for (int i = 0; i < v.n_opts; i++) {
+		struct router_option_view ov;
+
+		if (router_option_view(s->router, i, &ov) || !option_shown(&ov))
+			continue;
+		printf("  %-20s %7u %7.4f %7.3f %8llu %7.3f %9.3f %8.3f\n", s->cfg.models[ov.model].name, ov.budget,
+		       ov.acc, ov.weight, (unsigned long long)ov.routed, ov.share, ov.j_mean, ov.j_sd);
+	}
+}
+
+static void print_json_steering(struct serve *s, double elapsed)
+{
+	struct router_view v;
+	cJSON *o;
+	char *line;
+
+	if (!s->router)
+		return;
+	router_view(s->router, &v);
+	for (int i = 0; i < v.n_opts; i++) {
+		struct router_option_view ov;
+
+		if (router_option_view(s->router, i, &ov) || !option_shown(&ov) || !(o = cJSON_CreateObject()))
+			continue;
+		cJSON_AddStringToObject(o, "type", "route");
+		cJSON_AddStringToObject(o, "model", s->cfg.models[ov.model].name);
+		cJSON_AddNumberToObject(o, "budget", ov.budget);
+		cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
+		cJSON_AddNumberToObject(o, "accuracy", ov.acc);
+		cJSON_AddNumberToObject(o, "weight", ov.weight);
+		cJSON_AddNumberToObject(o, "share", ov.share);
+		cJSON_AddNumberToObject(o, "routed", (double)ov.routed);
+		cJSON_AddNumberToObject(o, "measured", (double)ov.measured);
+		cJSON_AddNumberToObject(o, "rejected", (double)ov.rejected);
+		cJSON_AddNumberToObject(o, "j_per_request", ov.j_mean);
+		cJSON_AddNumberToObject(o, "j_per_request_sd", ov.j_sd);
+		line = cJSON_PrintUnformatted(o);
+		cJSON_Delete(o);
+		if (line)
+			puts(line);
+		free(line);
+	}
+	if (!(o = cJSON_CreateObject()))
+		return;
+	cJSON_AddStringToObject(o, "type", "steering");
+	cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
+	cJSON_AddStringToObject(o, "policy", router_policy_name(v.policy));
+	cJSON_AddBoolToObject(o, "dynamic", v.dynamic);
+	cJSON_AddBoolToObject(o, "feasible", v.feasible);
+	cJSON_AddNumberToObject(o, "accuracy_target", v.acc_target);
+	if (isnan(v.expected_accuracy))
+		cJSON_AddNullToObject(o, "expected_accuracy");
+	else
+		cJSON_AddNumberToObject(o, "expected_accuracy", v.expected_accuracy);
+	cJSON_AddNumberToObject(o, "routed", (double)v.routed);
+	cJSON_AddNumberToObject(o, "refused", (double)v.refused);
+	line = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	if (line)
+		puts(line);
+	free(line);
+}
 
 static unsigned workers_up(const struct serve *s, size_t model)
 {
@@ -645,6 +830,7 @@ static void print_view(struct serve *s, double elapsed, double dt, const uint64_
 		       st.joules_per_request.n ? st.joules_per_request.mean : 0,
 		       isnan(st.joules_per_request.sd) ? 0 : st.joules_per_request.sd);
 	}
+	print_steering(s);
 	if (s->m)	/* the GPU part of JOULES, as erg top shows it, or why there is none */
 		gpu_top_print(measure_gpu(s->m), summary, elapsed);
 	fflush(stdout);
@@ -715,6 +901,7 @@ static void print_json(struct serve *s, double elapsed, double dt, const uint64_
 			puts(line);
 		free(line);
 	}
+	print_json_steering(s, elapsed);
 	print_json_total(s, elapsed);
 	fflush(stdout);
 }
@@ -820,6 +1007,7 @@ static void free_serve(struct serve *s)
 	targets_free(&s->targets);
 	request_energy_free(s->re);
 	model_stats_free(s->ms);
+	router_free(s->router);
 	if (s->log)
 		fclose(s->log);
 	free(s->local);
@@ -855,6 +1043,18 @@ int cmd_serve(int argc, char **argv)
 		fprintf(stderr, "erg serve: --log %s: %s (check the path)\n", s->o.log, strerror(errno));
 		rc = 2;
 		goto out;
+	}
+	if (s->cfg.steering) {
+		s->router = router_new(&s->cfg.scenario, s->o.policy, measure_now(), err, sizeof(err));
+		if (!s->router) {
+			fprintf(stderr, "erg serve: %s\n", err);
+			rc = 2;
+			goto out;
+		}
+	} else if (s->o.policy_given) {
+		fprintf(stderr, "erg serve: %s has no steering sections ([scaling], [workload] budgets and "
+			"accuracy_target, [cost]): --policy has nothing to steer, \"model\": \"auto\" is "
+			"answered 404\n", s->o.config);
 	}
 	install_signals();
 	raise_nofile();

@@ -303,6 +303,40 @@ void prom_ledger_from(struct prom_ledger *out, const struct ledger *l)
 	out->regime = st->regime;
 }
 
+static void route_family(struct prom_buf *b, const struct prom_steering *st, const char *name,
+			 enum prom_type type, const char *help, int what)
+{
+	prom_family(b, name, type, help);
+	for (size_t i = 0; i < st->n_routes; i++) {
+		const struct prom_route *r = &st->routes[i];
+		char budget[16];
+		struct prom_label l[2] = { { "model", r->model }, { "budget", budget } };
+		double v = what == 0 ? r->share : what == 1 ? r->weight :
+			   what == 2 ? (double)r->routed : r->joules_per_request;
+
+		snprintf(budget, sizeof(budget), "%u", r->budget);
+		prom_sample(b, name, l, 2, v);
+	}
+}
+
+void prom_render_steering(struct prom_buf *b, const struct prom_steering *st)
+{
+	route_family(b, st, "erg_route_share", PROM_GAUGE,
+		     "Share of \"model\": \"auto\" requests routed to the option so far", 0);
+	route_family(b, st, "erg_route_weight", PROM_GAUGE, "The option's weight in the routing mix now", 1);
+	route_family(b, st, "erg_route_requests_total", PROM_COUNTER, "auto requests routed to the option", 2);
+	route_family(b, st, "erg_route_joules_per_request", PROM_GAUGE,
+		     "Estimated joules per request of the option (priors, then measurements)", 3);
+	prom_family(b, "erg_expected_accuracy", PROM_GAUGE,
+		    "Mean expected accuracy of the auto requests routed so far");
+	prom_sample(b, "erg_expected_accuracy", NULL, 0, st->expected_accuracy);
+	prom_family(b, "erg_accuracy_target", PROM_GAUGE, "The config's accuracy target");
+	prom_sample(b, "erg_accuracy_target", NULL, 0, st->accuracy_target);
+	prom_family(b, "erg_route_refused_total", PROM_COUNTER,
+		    "auto requests answered 503: no option meets the accuracy target");
+	prom_sample(b, "erg_route_refused_total", NULL, 0, (double)st->refused);
+}
+
 void prom_render_erg(struct prom_buf *b, const struct prom_erg *in)
 {
 	render_energy(b, in);

@@ -18,6 +18,13 @@
  *       erg_ledger_storage_joules                            gauge
  *       erg_ledger_regime{regime}                            gauge, 1 for the current
  *       erg_bpf_events_dropped_total                         counter
+ *   and with steering ("model": "auto", erg serve):
+ *       erg_route_share{model,budget}       gauge, share of auto requests so far
+ *       erg_route_weight{model,budget}      gauge, the option's weight in the mix now
+ *       erg_route_requests_total{model,budget}               counter
+ *       erg_route_joules_per_request{model,budget}           gauge, the estimate
+ *       erg_expected_accuracy, erg_accuracy_target           gauge
+ *       erg_route_refused_total             counter, auto requests answered 503
  * Writing never fails half-way silently: after an allocation failure the
  * buffer is marked and prom_buf_ok() says false. */
 #ifndef ERG_PROM_H
@@ -87,6 +94,23 @@ struct prom_ledger {
 /* The ledger's totals, storage level and regime now. */
 void prom_ledger_from(struct prom_ledger *out, const struct ledger *l);
 
+/* One (model, budget) option of the router. */
+struct prom_route {
+	const char *model;
+	unsigned budget;
+	double share, weight;
+	uint64_t routed;
+	double joules_per_request;
+};
+
+struct prom_steering {
+	const struct prom_route *routes;
+	size_t n_routes;
+	double expected_accuracy;	/* NAN before the first auto request */
+	double accuracy_target;
+	uint64_t refused;
+};
+
 struct prom_erg {
 	const struct prom_model *models;
 	size_t n_models;
@@ -100,5 +124,7 @@ struct prom_erg {
 /* Append every family that has data. Families with no series are left out,
  * except the counters of every model (0 until something is measured). */
 void prom_render_erg(struct prom_buf *b, const struct prom_erg *in);
+/* The routing families (erg serve with steering), after prom_render_erg. */
+void prom_render_steering(struct prom_buf *b, const struct prom_steering *st);
 
 #endif

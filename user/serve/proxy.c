@@ -19,6 +19,7 @@
 #include "errbuf.h"
 #include "proxy_conn.h"
 #include "proxy_reply.h"
+#include "router.h"
 
 #define RING_ENTRIES 1024
 #define CLIENT_RECV 4096		/* an idle client costs this, not more */
@@ -83,6 +84,8 @@ static void conn_free(struct conn *c)
 		c->next->prev = c->prev;
 	if (!c->upstream)
 		atomic_fetch_sub(&t->p->clients, 1);
+	if (!c->upstream && c->req.pub.steered)	/* a request never answered */
+		router_release(t->p->o.router, c->req.pub.option);
 	if (c->fd >= 0)
 		close(c->fd);
 	http_parse_free(c->parser);
@@ -287,6 +290,8 @@ void client_request_done(struct conn *c)
 		p->o.hooks.request_end(p->o.hooks.ud, &r->pub);
 	}
 	count_request(p, &r->pub);
+	if (r->pub.steered)
+		router_release(p->o.router, r->pub.option);
 	sbuf_reset(&r->body, KEEP_BUF);
 	sbuf_reset(&r->forward, KEEP_BUF);
 	sbuf_reset(&r->resp_head, KEEP_BUF);
@@ -349,6 +354,7 @@ static struct reply_ids ids_of(struct conn *c)
 		.request_id = r->id,
 		.model = r->pub.model >= 0 ? cfg->models[r->pub.model].name : "",
 		.worker = r->pub.worker >= 0 ? cfg->workers[r->pub.worker].name : "",
+		.budget = r->pub.steered ? r->pub.budget : 0,
 	};
 }
 
@@ -497,6 +503,53 @@ static void on_head(struct conn *c)
 	}
 }
 
+/* "model": "auto": the router picks the option, the body names its model
+ * and budget (rewritten into the thread's scratch buffer, then swapped in:
+ * no allocation once both have grown). */
+static void steer(struct conn *c)
+{
+	struct proxy *p = c->t->p;
+	struct request *r = &c->req;
+	struct sbuf *tmp = &c->t->scratch;
+	struct router_choice ch;
+	const char *name;
+	size_t cap, n;
+
+	if (!p->o.router) {
+		client_error(c, 404, "the model 'auto' is not served here: the config has no steering sections "
+			     "([scaling], [workload] budgets and accuracy_target, [cost]; see docs/sim.md), "
+			     "so name a model (GET /v1/models lists them)", "model_not_found", false);
+		return;
+	}
+	if (router_choose(p->o.router, c->t->now, &ch)) {
+		client_error(c, 503, "no (model, budget) option of the config meets its accuracy target; "
+			     "lower [workload] accuracy_target or name a model", "no_option_meets_target", false);
+		return;
+	}
+	r->pub.steered = true;
+	r->pub.option = ch.option;
+	r->pub.budget = ch.budget;
+	r->pub.model = ch.model;
+	name = p->cfg->models[ch.model].name;
+	cap = r->body.len + strlen(name) + 48;
+	sbuf_reset(tmp, KEEP_BUF);
+	if (!sbuf_reserve(tmp, cap)) {
+		conn_close(c);
+		return;
+	}
+	n = router_rewrite(r->body.data ? r->body.data : "", r->body.len, name, ch.budget, tmp->data, cap);
+	if (!n || n > cap) {
+		client_error(c, 400, "for \"model\": \"auto\" the body needs a top-level \"model\" key "
+			     "spelled plainly (no escapes)", "invalid_request", false);
+		return;
+	}
+	tmp->len = n;
+	struct sbuf swap = r->body;
+	r->body = *tmp;
+	*tmp = swap;
+	upstream_dispatch(c);
+}
+
 /* The body is whole: read its model, then forward or answer. */
 static void on_completion_request(struct conn *c)
 {
@@ -517,6 +570,11 @@ static void on_completion_request(struct conn *c)
 		return;
 	}
 	r->pub.model = serve_config_model(p->cfg, model->valuestring);
+	if (r->pub.model < 0 && !strcmp(model->valuestring, "auto")) {
+		cJSON_Delete(root);
+		steer(c);
+		return;
+	}
 	if (r->pub.model < 0) {
 		char name[SERVE_NAME_LEN * 4];
 
@@ -988,6 +1046,7 @@ static void free_threads(struct proxy *p, unsigned inited)
 			close(t->listen_fd);
 		free(t->pool);
 		free(t->pool_len);
+		sbuf_free(&t->scratch);
 	}
 	free(p->threads);
 }

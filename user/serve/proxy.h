@@ -7,9 +7,13 @@
  *
  * Routes: POST /v1/chat/completions and /v1/completions go to a worker of
  * the body's "model" (fewest requests outstanding; ties: lower J/request);
+ * "model": "auto" lets the router (router.h) choose model and budget: the
+ * body's "model" and max_tokens / max_completion_tokens are rewritten,
+ * x-erg-budget says which budget;
  * GET /v1/models, /healthz and /metrics are answered by erg. Responses from
  * workers stream through as they arrive, body bytes untouched, with
- * x-erg-request-id, x-erg-model and x-erg-worker added to the head.
+ * x-erg-request-id, x-erg-model and x-erg-worker (and x-erg-budget for
+ * "auto") added to the head.
  *
  * Requests are framed by http_parse (llhttp strict plus erg's checks); the
  * body is read with cJSON only for its "model" and forwarded as received
@@ -41,6 +45,8 @@
 #include <stdint.h>
 #include "serve_config.h"
 
+struct router;
+
 #define PROXY_OWN_ID_BIT (1ULL << 63)
 
 /* One request, as the hooks see it. Times: CLOCK_MONOTONIC seconds. */
@@ -49,6 +55,9 @@ struct proxy_request {
 				 * with PROXY_OWN_ID_BIT set ("e12" in the header) */
 	int model;		/* index in serve_config.models, -1 if none */
 	int worker;		/* index in serve_config.workers, -1 if answered by erg */
+	bool steered;		/* "model": "auto": the router chose model and budget */
+	int option;		/* steered: the router's option (router.h) */
+	unsigned budget;	/* steered: the max_tokens set (x-erg-budget) */
 	int status;		/* status answered; 0: none (client gone, stream cut) */
 	bool broken;		/* the response was cut short (worker died, client gone) */
 	bool retried;		/* this try failed before any answer; erg went on
@@ -93,6 +102,9 @@ struct proxy_options {
 	double worker_connect_timeout_s;	/* 0: 5 s */
 	double worker_timeout_s;	/* no byte from the worker for this long; 0: 60 s */
 	struct proxy_hooks hooks;
+	/* "model": "auto" requests: NULL when the config has no steering
+	 * options (then "auto" is answered 404). Must outlive the proxy. */
+	struct router *router;
 };
 
 /* Per-model counts kept by the proxy itself (cumulative). */

@@ -99,6 +99,7 @@ struct thread {
 	struct conn *conns;		/* every connection of this thread */
 	struct conn *dead;		/* closed, nothing in flight: freed after the batch */
 	struct conn **pool;		/* per worker: idle keep-alive connections */
+	struct sbuf scratch;		/* a rewritten body, swapped with the request's */
 	unsigned *pool_len;
 };
 

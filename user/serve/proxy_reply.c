@@ -35,6 +35,10 @@ const char *reply_error_type(int status)
 bool reply_message(struct sbuf *out, int status, const char *content_type, const char *body,
 		   size_t body_len, const struct reply_ids *ids, bool close, const char *extra_headers)
 {
+	char budget[40] = "";
+
+	if (ids->budget)
+		snprintf(budget, sizeof(budget), "x-erg-budget: %u\r\n", ids->budget);
 	bool ok = sbuf_printf(out,
 			      "HTTP/1.1 %d %s\r\n"
 			      "content-type: %s\r\n"
@@ -42,9 +46,9 @@ bool reply_message(struct sbuf *out, int status, const char *content_type, const
 			      "x-erg-request-id: %s\r\n"
 			      "x-erg-model: %s\r\n"
 			      "x-erg-worker: %s\r\n"
-			      "%s%s\r\n",
+			      "%s%s%s\r\n",
 			      status, reply_reason(status), content_type, body_len, ids->request_id,
-			      ids->model[0] ? ids->model : "-", ids->worker[0] ? ids->worker : "erg",
+			      ids->model[0] ? ids->model : "-", ids->worker[0] ? ids->worker : "erg", budget,
 			      close ? "connection: close\r\n" : "", extra_headers ? extra_headers : "");
 
 	return ok && sbuf_add(out, body, body_len);
@@ -95,6 +99,17 @@ char *reply_models_body(const struct serve_config *cfg)
 		cJSON_AddNumberToObject(m, "created", 0);
 		cJSON_AddStringToObject(m, "owned_by", "erg");
 		cJSON_AddItemToArray(data, m);
+	}
+	if (data && cfg->steering && serve_config_model(cfg, "auto") < 0) {
+		cJSON *m = cJSON_CreateObject();
+
+		if (m) {	/* erg picks model and budget */
+			cJSON_AddStringToObject(m, "id", "auto");
+			cJSON_AddStringToObject(m, "object", "model");
+			cJSON_AddNumberToObject(m, "created", 0);
+			cJSON_AddStringToObject(m, "owned_by", "erg");
+			cJSON_AddItemToArray(data, m);
+		}
 	}
 	body = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);

@@ -14,6 +14,7 @@ struct reply_ids {
 	const char *request_id;
 	const char *model;	/* "" when there is none */
 	const char *worker;	/* "" when erg answered */
+	unsigned budget;	/* "auto" requests: x-erg-budget; 0: none */
 };
 
 /* "Not Found" for 404, ... ("Unknown" for codes erg does not send). */
@@ -31,7 +32,8 @@ bool reply_message(struct sbuf *out, int status, const char *content_type, const
 bool reply_error(struct sbuf *out, int status, const char *message, const char *code,
 		 const struct reply_ids *ids, bool close, const char *extra_headers);
 
-/* The body of GET /v1/models: {"object":"list","data":[{"id":...}]}; NULL on
+/* The body of GET /v1/models: {"object":"list","data":[{"id":...}]}, "auto"
+ * last when the config has steering options; NULL on
  * no memory; free() it. */
 char *reply_models_body(const struct serve_config *cfg);
 

@@ -348,6 +348,8 @@ static bool send_head(struct conn *c, struct conn *u)
 	ok = eol && sbuf_add(h, r->resp_head.data, (size_t)(eol - r->resp_head.data) + 1) &&
 	     sbuf_printf(h, "x-erg-request-id: %s\r\nx-erg-model: %s\r\nx-erg-worker: %s\r\n", r->id,
 			 cfg->models[r->pub.model].name, cfg->workers[r->pub.worker].name);
+	if (ok && r->pub.steered)
+		ok = sbuf_printf(h, "x-erg-budget: %u\r\n", r->pub.budget);
 	for (size_t i = 0; ok && i < http_parse_header_count(p); i++) {
 		const char *name, *value;
 		size_t nlen, vlen;

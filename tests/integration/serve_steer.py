@@ -1,0 +1,186 @@
+"""erg serve steering "model": "auto" over loopback: the router picks a
+(model, budget) option, the body reaches the worker with "model" and
+max_tokens / max_completion_tokens rewritten and every other byte as sent,
+x-erg-model and x-erg-budget say what was chosen; a request naming a model
+is untouched; --policy energy's shares follow the mix's weights; a config
+without steering sections answers "auto" 404; a bad --policy exits 2;
+/metrics parses with the Prometheus client and has the routing families."""
+import hashlib
+import json
+import math
+import os
+import subprocess
+
+from serve_common import ERG, TMP, Serve, call, check, fail, log, start_backend
+from ergtest import skip
+
+# The reference catalog (docs/sim.md) on two models, four budgets each.
+STEER = """[scaling]
+eta = 2e11
+a0 = -2.523
+a1 = 0.091
+beta = 0.1086
+a_max = 0.95
+[workload]
+tasks_per_slot = 20
+slot_seconds = 1
+input_tokens = 500
+budgets = 256, 1024, 4096, 16384
+reasoning_sigma = 0.8
+reasoning_median = 0.5
+accuracy_target = 0.55
+[cost]
+c_a = 1
+c_w = 1
+"""
+
+
+def sha(b):
+    return hashlib.sha256(b).hexdigest()
+
+
+def post(serve, body):
+    return call(serve, "POST", "/v1/chat/completions", body.encode() if isinstance(body, str) else body)
+
+
+def metrics(serve):
+    from prometheus_client.parser import text_string_to_metric_families
+    r = call(serve, "GET", "/metrics")
+    check(r.status == 200, "/metrics: 200")
+    fams = {}
+    for fam in text_string_to_metric_families(r.body.decode()):
+        fams[fam.name] = fam
+    return fams
+
+
+def main():
+    try:
+        import prometheus_client.parser  # noqa: F401
+    except ImportError:
+        skip("no python3 Prometheus client: apt-get install python3-prometheus-client (make deps)")
+    _, p_small = start_backend("w-small")
+    _, p_big = start_backend("w-big")
+    models = ("[model small]\nparams = 8e9\nworker = 127.0.0.1:%d\n"
+              "[model big]\nparams = 70e9\nworker = 127.0.0.1:%d\n" % (p_small, p_big))
+    worker_of = {"small": "w-small", "big": "w-big"}
+
+    # ---- bad --policy: exit 2, the message names the value and the choices ----
+    cfg = os.path.join(TMP, "steer.ini")
+    with open(cfg, "w") as f:
+        f.write(STEER + models)
+    p = subprocess.run([ERG, "serve", "--config", cfg, "--policy", "cheapest"], capture_output=True,
+                       text=True, timeout=60)
+    check(p.returncode == 2, "--policy cheapest: exit 2 (got %d)" % p.returncode)
+    check("cheapest" in p.stderr and "energy" in p.stderr and "variance" in p.stderr,
+          "the message names the bad value and the policies: %s" % p.stderr.strip())
+    h = subprocess.run([ERG, "serve", "--help"], capture_output=True, text=True, timeout=60)
+    check(h.returncode == 0 and "--policy" in h.stdout and "--variance-aware" in h.stdout
+          and "x-erg-budget" in h.stdout, "--help tells of --policy, --variance-aware and x-erg-budget")
+
+    serve = Serve(STEER + models, "--threads", "2", "--no-energy", "--policy", "energy", "--json")
+
+    # ---- /v1/models lists auto ----
+    ids = [m["id"] for m in call(serve, "GET", "/v1/models").json()["data"]]
+    check(ids == ["small", "big", "auto"], "/v1/models: the models, then auto (%s)" % ids)
+
+    # ---- the rewrite reaches the worker byte for byte ----
+    cases = [
+        ('{"model":"auto","max_tokens":99999,"messages":[{"role":"user","content":"h\\u00e9 \\"q\\""}]}',
+         '{"model":"%s","max_tokens":%s,"messages":[{"role":"user","content":"h\\u00e9 \\"q\\""}]}'),
+        ('{ "messages" : [],\n  "model" : "auto", "max_completion_tokens": 3, "temperature": 0.5 }',
+         '{ "messages" : [],\n  "model" : "%s", "max_completion_tokens": %s, "temperature": 0.5 }'),
+        ('{"stream_options":{"model":"x"},"model":"auto","n":1}',
+         '{"stream_options":{"model":"x"},"model":"%s","max_tokens":%s,"n":1}'),
+    ]
+    for sent, want in cases:
+        r = post(serve, sent)
+        check(r.status == 200, "auto: 200")
+        model, budget = r.headers.get("x-erg-model"), r.headers.get("x-erg-budget")
+        check(model in worker_of and budget in ("256", "1024", "4096", "16384"),
+              "x-erg-model %s, x-erg-budget %s: an option of the config" % (model, budget))
+        j = r.json()
+        check(j["worker"] == worker_of[model] and j["model"] == model,
+              "the worker of the chosen model got it, with \"model\": %s" % j["model"])
+        expect = (want % (model, budget)).encode()
+        check(j["body_sha256"] == sha(expect) and j["body_len"] == len(expect),
+              "the worker got the body with model and budget rewritten, every other byte as sent")
+
+    # ---- a concrete model is never re-modelled ----
+    body = '{"model":"big","max_tokens":7,"messages":[]}'
+    r = post(serve, body)
+    check(r.status == 200 and r.json()["body_sha256"] == sha(body.encode()) and r.json()["worker"] == "w-big",
+          "a request naming a model reaches its worker untouched")
+    check("x-erg-budget" not in r.headers, "no x-erg-budget on a request naming a model")
+
+    # ---- bad auto bodies ----
+    r = post(serve, '{"mo\\u0064el":"auto"}')
+    check(r.status == 400 and "model" in r.json()["error"]["message"],
+          "auto with an escaped \"model\" key: 400 JSON error (%d)" % r.status)
+
+    # ---- --policy energy: shares follow the mix's weights ----
+    fams = metrics(serve)
+    weights = {}
+    for s in fams["erg_route_weight"].samples:
+        weights[(s.labels["model"], s.labels["budget"])] = s.value
+    check(abs(sum(weights.values()) - 1.0) < 1e-6 and sum(1 for w in weights.values() if w > 0) >= 2,
+          "the mix has two or more options, weights summing to 1: %s" %
+          {k: round(v, 4) for k, v in weights.items() if v > 0})
+    before = {(s.labels["model"], s.labels["budget"]): s.value for s in fams["erg_route_requests"].samples}
+    n = 400
+    count = {}
+    for _ in range(n):
+        r = post(serve, '{"model":"auto","messages":[]}')
+        if r.status != 200:
+            fail("auto: status %d" % r.status)
+        k = (r.headers["x-erg-model"], r.headers["x-erg-budget"])
+        count[k] = count.get(k, 0) + 1
+    # SWRR keeps every option within one request of n*w (requests from
+    # other connections do not interleave here: one at a time). The bound
+    # asserted is the wider of 2 and 4 binomial SDs, so it would hold for
+    # random draws from the mix too: a wrong mix fails it, noise does not.
+    for k, w in weights.items():
+        c = count.get(k, 0)
+        tol = max(2.0, 4.0 * math.sqrt(n * w * (1.0 - w)))
+        if abs(c - n * w) > tol:
+            fail("option %s: %d of %d routed, the mix's weight %.4f wants %.1f (+- %.1f)" % (k, c, n, w, n * w, tol))
+    check(set(count) <= {k for k, w in weights.items() if w > 0}, "only options in the mix were chosen")
+    log("shares: " + ", ".join("%s@%s %d/%d (w %.3f)" % (k[0], k[1], count.get(k, 0), n, w)
+                               for k, w in sorted(weights.items()) if w > 0))
+    check(True, "every option's count is within its tolerance of n x weight")
+
+    fams = metrics(serve)
+    for name in ("erg_route_share", "erg_route_weight", "erg_route_requests", "erg_route_joules_per_request",
+                 "erg_expected_accuracy", "erg_accuracy_target", "erg_route_refused"):
+        check(name in fams, "/metrics has %s" % name)
+    after = {(s.labels["model"], s.labels["budget"]): s.value for s in fams["erg_route_requests"].samples}
+    check(all(after[k] - before.get(k, 0) == count.get(k, 0) for k in after),
+          "erg_route_requests_total grew by what the client counted per option")
+    acc = fams["erg_expected_accuracy"].samples[0].value
+    target = fams["erg_accuracy_target"].samples[0].value
+    check(target == 0.55 and abs(acc - target) < 0.01, "expected accuracy %.4f at the target %.2f" % (acc, target))
+    check(all(s.value > 0 for s in fams["erg_route_joules_per_request"].samples),
+          "every option has a J/request estimate")
+
+    check(serve.stop() == 0, "erg serve stops cleanly")
+    lines = [json.loads(x) for x in serve.stdout().splitlines() if x.startswith("{")]
+    routes = [x for x in lines if x.get("type") == "route"]
+    steering = [x for x in lines if x.get("type") == "steering"]
+    reqs = [x for x in lines if x.get("type") == "request" and x.get("auto")]
+    check(routes and steering and steering[-1]["policy"] == "energy",
+          "NDJSON: route and steering lines (policy energy)")
+    check(len(reqs) == n + len(cases) and all(str(x["budget"]) in ("256", "1024", "4096", "16384") for x in reqs),
+          "NDJSON: one request line per auto request, with its budget")
+
+    # ---- without steering sections: auto is 404, /v1/models has no auto ----
+    plain = Serve(models, "--threads", "1", "--no-energy")
+    r = post(plain, '{"model":"auto"}')
+    check(r.status == 404 and "steering" in r.json()["error"]["message"],
+          "no steering sections: auto is 404 saying so (%s)" % r.json()["error"]["message"])
+    check("auto" not in [m["id"] for m in call(plain, "GET", "/v1/models").json()["data"]],
+          "/v1/models has no auto without steering")
+    plain.stop()
+    log("serve_steer: all checks passed")
+
+
+if __name__ == "__main__":
+    main()
