@@ -179,6 +179,29 @@ def main():
     check("auto" not in [m["id"] for m in call(plain, "GET", "/v1/models").json()["data"]],
           "/v1/models has no auto without steering")
     plain.stop()
+
+    # ---- measured joules reach the estimates (BPF attached) ----
+    if os.geteuid() != 0 or not os.path.exists("/sys/kernel/btf/vmlinux"):
+        log("SKIP (part): joules into the estimates need root and BTF to attach BPF")
+    else:
+        e = Serve(STEER + models, "--threads", "1", "--json", "0.5")
+        n_e = 40
+        for _ in range(n_e):
+            r = post(e, '{"model":"auto","burn_s":0.01}')
+            if r.status != 200:
+                fail("auto with energy: status %d" % r.status)
+        check(e.stop() == 0, "erg serve (energy) stops cleanly")
+        lines = [json.loads(x) for x in e.stdout().splitlines() if x.startswith("{")]
+        last = lines[-1]["elapsed_s"] if lines else 0
+        final = [x for x in lines if x.get("type") == "route" and x["elapsed_s"] == last]
+        routed = sum(x["routed"] for x in final)
+        taken = sum(x["measured"] + x["rejected"] for x in final)
+        measured = sum(x["measured"] for x in final)
+        check(routed == n_e and taken == n_e,
+              "every auto request's joules went to its option: %d routed, %d taken (%d measured)" %
+              (routed, taken, measured))
+        check(measured > 0 and all(x["j_per_request"] > 0 for x in final),
+              "measured joules moved the estimates (%d samples)" % measured)
     log("serve_steer: all checks passed")
 
 
