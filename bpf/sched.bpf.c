@@ -8,6 +8,12 @@
  * removed when the last thread of a process exits. Each program exists as
  * tp_btf and as raw_tp; the loader picks one set at run time.
  *
+ * CPU time is the kernel's own: the growth of the task's
+ * se.sum_exec_runtime between its switch-in and switch-out, which leaves out
+ * time the hypervisor stole (paravirt steal accounting) as /proc and
+ * schedstat do. A clock delta between switches would count steal as work.
+ * The slice in flight is left to the reader (cpu_state.since_ns).
+ *
  * The kernel side only counts; user space decides what the counts mean. */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -43,6 +49,37 @@ struct {
 	__type(value, struct erg_worker_counters);
 } worker_counters SEC(".maps");
 
+/* Per tracked thread: its se.sum_exec_runtime up to which it is counted;
+ * each switch-out counts the growth since and moves it on. Kept with the
+ * thread rather than per CPU, so a switch the program did not see loses
+ * nothing and counts nothing twice. */
+struct thread_mark {
+	__u64 runtime_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct thread_mark);
+} thread_marks SEC(".maps");
+
+/* Per CPU: the tracked thread switched in last and its runtime then, the
+ * start of its first slice before it has a mark (raw_tp programs get no
+ * typed pointer to `next`, so the mark is made at its switch-out). */
+struct slice_start {
+	__u64 runtime_ns;
+	__u32 pid;
+	__u32 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct slice_start);
+} slice_starts SEC(".maps");
+
 static __always_inline struct erg_worker_counters *counters_of(__u32 worker_id)
 {
 	return bpf_map_lookup_elem(&worker_counters, &worker_id);
@@ -74,36 +111,83 @@ static __always_inline struct erg_proc *adopt_by_cgroup(__u32 tgid)
 	return NULL;
 }
 
+/* The kernel's runtime of the task leaving the CPU (current, at
+ * sched_switch) since it was last counted: since its mark, else since its
+ * switch-in on this CPU, else (it was running when erg attached) the clock
+ * delta of this slice. */
+static __always_inline __u64 slice_ns(__u64 clock_delta)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	__u64 runtime = task->se.sum_exec_runtime, delta = clock_delta;
+	struct thread_mark *m = bpf_task_storage_get(&thread_marks, task, NULL,
+						     BPF_LOCAL_STORAGE_GET_F_CREATE);
+	__u32 zero = 0;
+	struct slice_start *start = bpf_map_lookup_elem(&slice_starts, &zero);
+
+	if (m && m->runtime_ns && runtime >= m->runtime_ns)
+		delta = runtime - m->runtime_ns;
+	else if (start && start->pid == (__u32)task->pid && start->runtime_ns &&
+		 runtime >= start->runtime_ns)
+		delta = runtime - start->runtime_ns;
+	if (m)
+		m->runtime_ns = runtime;
+	return delta;
+}
+
+/* A tracked thread about to run on this CPU: where its slice starts. */
+static __always_inline void mark_start(__u32 pid, __u64 runtime_ns)
+{
+	__u32 zero = 0;
+	struct slice_start *start = bpf_map_lookup_elem(&slice_starts, &zero);
+
+	if (start) {
+		start->pid = pid;
+		start->runtime_ns = runtime_ns;
+	}
+}
+
 static __always_inline int on_switch(struct task_struct *prev, struct task_struct *next)
 {
 	__u32 zero = 0, prev_tgid = BPF_CORE_READ(prev, tgid);
 	__u32 next_tgid = BPF_CORE_READ(next, tgid);
 	struct erg_cpu_state *cpu = bpf_map_lookup_elem(&cpu_state, &zero);
 	__u64 now = bpf_ktime_get_ns(), delta;
-	struct erg_proc *proc, *next_proc;
+	struct erg_proc *proc = NULL, *next_proc;
+	__u32 worker = ERG_NO_WORKER;
 
 	if (!cpu)
 		return 0;
 	delta = cpu->since_ns ? now - cpu->since_ns : 0;
 
-	if (prev_tgid) {
+	/* prev is the task this CPU's record names: when that says untracked
+	 * there is nothing to look up (the cheap path for the rest of the
+	 * node). A --cgroup target adopts at switch-out, so it always looks. */
+	if (prev_tgid && (cpu->tgid != prev_tgid || cpu->worker_id != ERG_NO_WORKER || match_cgroups)) {
 		proc = bpf_map_lookup_elem(&procs, &prev_tgid);
 		if (!proc && match_cgroups)
 			proc = adopt_by_cgroup(prev_tgid);
-		if (proc && delta) {
-			struct erg_worker_counters *c = counters_of(proc->worker_id);
+		if (proc)
+			worker = proc->worker_id;
+		else if (cpu->tgid == prev_tgid)
+			worker = cpu->worker_id;	/* exited: its worker keeps the last slice */
+	}
+	if (worker != ERG_NO_WORKER && delta) {
+		struct erg_worker_counters *c = counters_of(worker);
 
+		delta = slice_ns(delta);
+		if (proc)
 			__sync_fetch_and_add(&proc->cpu_ns, delta);
-			if (c) {
-				c->cpu_ns += delta;
-				c->switches++;
-			}
+		if (c) {
+			c->cpu_ns += delta;
+			c->switches++;
 		}
 	}
 
 	/* Remember who runs now, so user space can count the slice in flight
 	 * (a busy task alone on a CPU may not be switched out for seconds). */
 	next_proc = next_tgid ? bpf_map_lookup_elem(&procs, &next_tgid) : NULL;
+	if (next_proc)
+		mark_start(BPF_CORE_READ(next, pid), BPF_CORE_READ(next, se.sum_exec_runtime));
 	cpu->since_ns = now;
 	cpu->tgid = next_tgid;
 	cpu->worker_id = next_proc ? next_proc->worker_id : ERG_NO_WORKER;
@@ -129,6 +213,21 @@ static __always_inline int on_fork(struct task_struct *parent, struct task_struc
 	return 0;
 }
 
+/* A task adopted while it runs (exec of a --comm target) is tracked from
+ * now on: this CPU's record says so, so its switch-out counts from here and
+ * the socket programs let it through. */
+static __always_inline void mark_running(__u32 tgid, __u32 worker_id, struct task_struct *task)
+{
+	__u32 zero = 0;
+	struct erg_cpu_state *cpu = bpf_map_lookup_elem(&cpu_state, &zero);
+
+	if (!cpu || cpu->tgid != tgid)
+		return;
+	cpu->worker_id = worker_id;
+	cpu->since_ns = bpf_ktime_get_ns();
+	mark_start(BPF_CORE_READ(task, pid), BPF_CORE_READ(task, se.sum_exec_runtime));
+}
+
 static __always_inline int on_exec(struct task_struct *task)
 {
 	char comm[ERG_COMM_LEN] = {};
@@ -142,6 +241,7 @@ static __always_inline int on_exec(struct task_struct *task)
 		struct erg_worker_counters *c = counters_of(*worker_id);
 
 		adopt(tgid, *worker_id);
+		mark_running(tgid, *worker_id, task);
 		if (c)
 			c->execs++;
 	}

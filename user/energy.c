@@ -193,7 +193,10 @@ garbled:
 /* Busy ticks of the first "cpu" line and the number of cpuN lines (online
  * CPUs). Fields: user nice system idle iowait irq softirq steal guest
  * guest_nice; guest time is already inside user (and guest_nice inside nice),
- * idle and iowait are not busy. Older kernels print fewer fields. */
+ * idle and iowait are not busy, and neither is steal: the hypervisor ran
+ * something else on the core, and the tracked tasks' CPU time (the kernel's
+ * sum_exec_runtime) leaves it out too, so shares stay shares of one clock.
+ * Older kernels print fewer fields. */
 static int read_proc_stat(const char *path, uint64_t *busy, int *ncpu, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
@@ -223,8 +226,8 @@ static int read_proc_stat(const char *path, uint64_t *busy, int *ncpu, char *err
 				           line);
 				return -1;
 			}
-			/* user nice system [idle iowait] irq softirq steal */
-			*busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];
+			/* user nice system [idle iowait] irq softirq [steal] */
+			*busy = v[0] + v[1] + v[2] + v[5] + v[6];
 			seen = true;
 		} else if (isdigit((unsigned char)line[3])) {
 			n++;

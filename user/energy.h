@@ -32,7 +32,7 @@ struct energy_opts {
 
 struct energy_sample {
 	double joules;		/* cumulative since energy_open() */
-	double busy_cpu_s;	/* cumulative node busy CPU seconds since open */
+	double busy_cpu_s;	/* cumulative node busy CPU seconds since open (steal left out) */
 	double wall_s;		/* seconds since open (from the now_s arguments) */
 };
 

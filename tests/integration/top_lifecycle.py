@@ -29,7 +29,7 @@ row = erg.reading_after("late")
 t.check(row["workers"] == 2, "child forked after attach is adopted (2 processes, got %d)" % row["workers"])
 err = t.relative_error(row["cpu_s"], proc)
 t.log("late fork: erg %.3f s, /proc %.3f s, error %.2f%%" % (row["cpu_s"], proc, 100 * err))
-t.check(err < 0.02, "late-forked tree within 2% of /proc")
+t.check(err < 0.005, "late-forked tree within 0.5%% of /proc (%.3f%%)" % (100 * err))
 erg.stop()
 t.cleanup()
 
@@ -109,7 +109,7 @@ try:
     err = t.relative_error(row["cpu_s"], proc)
     t.log("cgroup: erg %.3f s, /proc %.3f s, error %.2f%%, processes %d" % (row["cpu_s"], proc, 100 * err, row["workers"]))
     t.check(row["workers"] == 1, "only the process in the cgroup is tracked")
-    t.check(err < 0.02, "cgroup member within 2% of /proc")
+    t.check(err < 0.005, "cgroup member within 0.5%% of /proc (%.3f%%)" % (100 * err))
     erg.stop()
 finally:
     t.cleanup()

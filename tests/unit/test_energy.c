@@ -487,11 +487,11 @@ static void test_model_joules(void **state)
 	assert_non_null(strstr(energy_describe(src), "3.00 W idle + 4.00 W per busy core"));
 
 	/* user +150 (of which guest +30), nice +10, system +40, idle +500,
-	 * iowait +100, irq +3, softirq +7, steal +2 */
+	 * iowait +100, irq +3, softirq +7, steal +2 (stolen: not busy) */
 	const unsigned long long v1[10] = { 250, 30, 70, 1500, 150, 8, 12, 12, 70, 0 };
 	put_stat(t, 4, v1);
 	assert_int_equal(energy_read(src, 102.0, &s, err, sizeof(err)), 0);
-	double busy_ticks = (250 - 100) + (30 - 20) + (70 - 30) + (8 - 5) + (12 - 5) + (12 - 10);
+	double busy_ticks = (250 - 100) + (30 - 20) + (70 - 30) + (8 - 5) + (12 - 5);
 	double busy_s = busy_ticks / tck;
 	assert_float_equal(s.busy_cpu_s, busy_s, 1e-12);
 	assert_float_equal(s.wall_s, 2.0, 1e-12);
@@ -505,8 +505,15 @@ static void test_model_joules(void **state)
 	assert_float_equal(s.busy_cpu_s, busy_s2, 1e-12);
 	assert_float_equal(s.joules, 3.0 * 3.0 + 4.0 * busy_s2, 1e-9);
 
+	/* steal only: the hypervisor's time is neither busy nor energy here */
+	const unsigned long long v2s[10] = { 350, 30, 70, 1500, 150, 8, 12, 512, 170, 0 };
+	put_stat(t, 4, v2s);
+	assert_int_equal(energy_read(src, 103.5, &s, err, sizeof(err)), 0);
+	assert_float_equal(s.busy_cpu_s, busy_s2, 1e-12);
+	assert_float_equal(s.joules, 3.0 * 3.5 + 4.0 * busy_s2, 1e-9);
+
 	/* idle only: idle watts only */
-	const unsigned long long v3[10] = { 350, 30, 70, 1900, 250, 8, 12, 12, 170, 0 };
+	const unsigned long long v3[10] = { 350, 30, 70, 1900, 250, 8, 12, 512, 170, 0 };
 	put_stat(t, 4, v3);
 	assert_int_equal(energy_read(src, 104.0, &s, err, sizeof(err)), 0);
 	assert_float_equal(s.joules, 3.0 * 4.0 + 4.0 * busy_s2, 1e-9);
