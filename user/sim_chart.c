@@ -1,10 +1,14 @@
 /* erg sim --svg and --series. */
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 #include "sim_chart.h"
 #include "svg.h"
 
 #define MAX_SERIES (3 * SIM_NPOL + 2)
+
+enum { K_AUX, K_WASTE, K_COST, NKIND };
 
 struct chart_data {
 	double unit;			/* 1 (J) or 1000 (kJ) */
@@ -15,14 +19,20 @@ struct chart_data {
 	int ns;
 };
 
-/* One policy's aux, waste and cost over the sweep, in chart units. */
-static void policy_series(struct chart_data *d, const struct sim_plan *p, const struct sim_headline *h, int q)
+static const char *const long_name[SIM_NPOL] = { "mean-only", "variance-aware", "dynamic" };
+static const char *const kind_name[NKIND] = { "auxiliary", "waste", "cost" };
+
+/* Policy q's series of one kind: aux and waste in chart units, cost in
+ * price units (it has its own panel). */
+static double *series_y(const struct chart_data *d, int q, int kind)
 {
-	static const char *const colors[SIM_NPOL] = { "#1f77b4", "#d62728", "#2ca02c" };
-	static const char *const long_name[SIM_NPOL] = { "mean-only", "variance-aware", "dynamic" };
-	int per = d->per;
-	double *xs = d->buf, *ta = d->buf + per, *tw = d->buf + 2 * per;
-	double *ya = d->buf + per * (3 + 3 * q), *yw = ya + per, *yc = yw + per;
+	return d->buf + d->per * (3 + 3 * q + kind);
+}
+
+static void fill_policy(struct chart_data *d, const struct sim_plan *p, int q)
+{
+	double *ta = d->buf + d->per, *tw = d->buf + 2 * d->per;
+	double *ya = series_y(d, q, K_AUX), *yw = series_y(d, q, K_WASTE), *yc = series_y(d, q, K_COST);
 
 	for (int i = 0, l = 0; i < p->n_jobs; i++) {
 		const struct sim_job *j = &p->jobs[i];
@@ -30,25 +40,85 @@ static void policy_series(struct chart_data *d, const struct sim_plan *p, const 
 			continue;
 		ya[l] = j->sum.aux / d->unit;
 		yw[l] = j->sum.waste / d->unit;
-		yc[l] = j->sum.cost / d->unit;
+		yc[l] = j->sum.cost;
 		if (q == SIM_P_MEAN) {
 			ta[l] = j->sum.aux_theory / d->unit;
 			tw[l] = j->sum.waste_theory / d->unit;
 		}
 		l++;
 	}
-	double w = q == SIM_P_VARIANCE ? 5.0 : 2.0, op = q == SIM_P_VARIANCE ? 0.45 : 1.0;
-	const char *note = q == SIM_P_VARIANCE && h->same ? " (= mean-only)" : "";
-	snprintf(d->labels[d->ns], sizeof(d->labels[0]), "%s: auxiliary%s", long_name[q], note);
-	d->ss[d->ns] = (struct svg_series){ d->labels[d->ns], xs, ya, per, colors[q], 0, 1, w, op };
-	d->ns++;
-	snprintf(d->labels[d->ns], sizeof(d->labels[0]), "%s: waste", long_name[q]);
-	d->ss[d->ns] = (struct svg_series){ d->labels[d->ns], xs, yw, per, colors[q], 1, 1, w, op };
-	d->ns++;
-	snprintf(d->labels[d->ns], sizeof(d->labels[0]), "%s: cost", long_name[q]);
-	d->ss[d->ns] = (struct svg_series){ d->labels[d->ns], xs, yc, per, colors[q], 0, 0,
-					    q == SIM_P_VARIANCE ? 3.0 : 1.0, op };
-	d->ns++;
+}
+
+/* Whether two series are one curve: equal to 1e-9 relative at every level. */
+static bool same_curve(const double *a, const double *b, int n)
+{
+	for (int l = 0; l < n; l++) {
+		if (isnan(a[l]) != isnan(b[l]))
+			return false;
+		if (!isnan(a[l]) && !(fabs(a[l] - b[l]) <= 1e-9 * fmax(fabs(a[l]), fabs(b[l]))))
+			return false;
+	}
+	return true;
+}
+
+/* One curve per distinct series: a policy whose curve of a kind equals an
+ * earlier policy's joins that legend entry ("mean-only = variance-aware:
+ * waste") instead of drawing a second line under the first. Variance-aware
+ * curves of their own are drawn first, wide and pale, so that where they
+ * meet mean-only both stay visible. */
+static void policy_series(struct chart_data *d, const struct sim_plan *p)
+{
+	static const char *const colors[SIM_NPOL] = { "#1f77b4", "#d62728", "#2ca02c" };
+	static const int order[SIM_NPOL] = { SIM_P_MEAN, SIM_P_VARIANCE, SIM_P_DYNAMIC };
+	static const int draw_order[SIM_NPOL] = { SIM_P_VARIANCE, SIM_P_MEAN, SIM_P_DYNAMIC };
+	char names[SIM_NPOL][NKIND][80];
+	int owner[SIM_NPOL][NKIND];	/* the policy whose curve this one is, or -1 */
+	bool on[SIM_NPOL] = { false };
+
+	for (int k = 0; k < SIM_NPOL; k++) {
+		int q = order[k];
+
+		on[q] = (p->policies & sim_policy_bit[q]) != 0;
+		if (on[q])
+			fill_policy(d, p, q);
+	}
+	for (int k = 0; k < SIM_NPOL; k++) {
+		int q = order[k];
+
+		for (int kind = 0; kind < NKIND; kind++) {
+			owner[q][kind] = -1;
+			snprintf(names[q][kind], sizeof(names[q][kind]), "%s", long_name[q]);
+			if (!on[q])
+				continue;
+			for (int e = 0; e < k && owner[q][kind] < 0; e++) {
+				int r = order[e];
+
+				if (on[r] && owner[r][kind] < 0 &&
+				    same_curve(series_y(d, r, kind), series_y(d, q, kind), d->per)) {
+					owner[q][kind] = r;
+					size_t used = strlen(names[r][kind]);
+					snprintf(names[r][kind] + used, sizeof(names[r][kind]) - used, " = %s",
+						 long_name[q]);
+				}
+			}
+		}
+	}
+	for (int k = 0; k < SIM_NPOL; k++) {
+		int q = draw_order[k];
+
+		for (int kind = 0; kind < NKIND && on[q]; kind++) {
+			if (owner[q][kind] >= 0)
+				continue;
+			bool pale = q == SIM_P_VARIANCE;
+
+			snprintf(d->labels[d->ns], sizeof(d->labels[0]), "%s: %s", names[q][kind], kind_name[kind]);
+			d->ss[d->ns] = (struct svg_series){ d->labels[d->ns], d->buf, series_y(d, q, kind), d->per,
+							    colors[q], kind == K_WASTE, kind != K_COST,
+							    pale ? 5.0 : 2.0, pale ? 0.45 : 1.0,
+							    kind == K_COST };
+			d->ns++;
+		}
+	}
 }
 
 /* Mean-only's closed forms, where any applies. */
@@ -62,10 +132,10 @@ static void theory_series(struct chart_data *d)
 	if (!any)
 		return;
 	snprintf(d->labels[d->ns], sizeof(d->labels[0]), "mean-only: closed form, aux");
-	d->ss[d->ns] = (struct svg_series){ d->labels[d->ns], xs, ta, per, "#000000", 0, 0, 1.0, 0.7 };
+	d->ss[d->ns] = (struct svg_series){ d->labels[d->ns], xs, ta, per, "#000000", 0, 0, 1.0, 0.7, 0 };
 	d->ns++;
 	snprintf(d->labels[d->ns], sizeof(d->labels[0]), "mean-only: closed form, waste");
-	d->ss[d->ns] = (struct svg_series){ d->labels[d->ns], xs, tw, per, "#000000", 1, 0, 1.0, 0.7 };
+	d->ss[d->ns] = (struct svg_series){ d->labels[d->ns], xs, tw, per, "#000000", 1, 0, 1.0, 0.7, 0 };
 	d->ns++;
 }
 
@@ -80,26 +150,23 @@ int sim_chart_svg(FILE *f, const struct sim_plan *p, const struct sim_headline *
 		fclose(f);
 		return -2;
 	}
-	for (int l = 0; l < d.per; l++) {
+	for (size_t i = 0; i < (size_t)d.per * (3 + 3 * SIM_NPOL); i++)
+		d.buf[i] = NAN;		/* a policy with fewer levels breaks its line */
+	for (int l = 0; l < d.per; l++)
 		d.buf[l] = p->levels[l] / d.unit;
-		d.buf[d.per + l] = d.buf[2 * d.per + l] = NAN;
-	}
-	/* variance-aware first, wide and pale, so that where it equals
-	 * mean-only both stay visible */
-	static const int draw_order[SIM_NPOL] = { SIM_P_VARIANCE, SIM_P_MEAN, SIM_P_DYNAMIC };
-	for (int k = 0; k < SIM_NPOL; k++)
-		if (p->policies & sim_policy_bit[draw_order[k]])
-			policy_series(&d, p, h, draw_order[k]);
+	policy_series(&d, p);
 	if (p->policies & POLICY_MEAN)
 		theory_series(&d);
-	char xl[96], yl[96], title[160], sub[200], mark[96];
+	char xl[96], yl[96], yl2[96], title[160], sub[200], mark[96];
 	snprintf(xl, sizeof(xl), "baseline supply b (%s per %g s slot)", ustr, sc->slot_seconds);
 	snprintf(yl, sizeof(yl), "energy per slot (%s)", ustr);
-	snprintf(title, sizeof(title), "erg sim %s: auxiliary energy and waste against supply", sc->name);
+	snprintf(yl2, sizeof(yl2), "cost per slot (price units)");
+	snprintf(title, sizeof(title), "erg sim %s: auxiliary energy, waste and cost against supply", sc->name);
 	snprintf(sub, sizeof(sub), "accuracy target %.2f, %s, %ld slots per point, sigma %.0f J at b*; "
-		 "cost = c_a aux + c_w waste (thin)", sc->acc_target, h->storage_desc, sc->slots, p->sigma_ref);
+		 "cost = %g x aux + %g x waste (J)", sc->acc_target, h->storage_desc, sc->slots, p->sigma_ref,
+		 sc->c_a, sc->c_w);
 	snprintf(mark, sizeof(mark), "b* = mu = %.4g %s (critical)", p->bstar / d.unit, ustr);
-	struct svg_chart ch = { .title = title, .subtitle = sub, .xlabel = xl, .ylabel = yl,
+	struct svg_chart ch = { .title = title, .subtitle = sub, .xlabel = xl, .ylabel = yl, .ylabel2 = yl2,
 				.marker_x = p->bstar / d.unit, .marker_label = mark };
 	int bad = svg_write(f, &ch, d.ss, d.ns) != 0;
 	bad |= fclose(f) != 0;

@@ -59,8 +59,10 @@ static double py(const struct frame *fr, double y)
 	return fr->top + fr->ph - (y - fr->y0) / (fr->y1 - fr->y0) * fr->ph;
 }
 
-/* Data ranges rounded out to nice steps. -1 when no point is drawable. */
-static int fit_frame(struct frame *fr, const struct svg_chart *c, const struct svg_series *s, int ns)
+/* Data ranges rounded out to nice steps: x over every series (the panels
+ * share it), y over the panel's. -1 when the panel has no drawable point. */
+static int fit_frame(struct frame *fr, const struct svg_chart *c, const struct svg_series *s, int ns,
+		     int panel)
 {
 	double x0 = INFINITY, x1 = -INFINITY, y1 = -INFINITY;
 	int points = 0;
@@ -71,6 +73,8 @@ static int fit_frame(struct frame *fr, const struct svg_chart *c, const struct s
 				continue;
 			x0 = fmin(x0, s[i].x[k]);
 			x1 = fmax(x1, s[i].x[k]);
+			if (s[i].panel != panel)
+				continue;
 			y1 = fmax(y1, s[i].y[k]);
 			points++;
 		}
@@ -115,8 +119,8 @@ static void write_title(FILE *f, const struct svg_chart *c, const struct frame *
 	}
 }
 
-/* Grid lines, tick labels, the frame and the axis labels. */
-static void write_axes(FILE *f, const struct svg_chart *c, const struct frame *fr, int H)
+/* Grid lines, tick labels, the frame and the panel's y label. */
+static void write_axes(FILE *f, const char *ylabel, const struct frame *fr)
 {
 	char lab[64];
 	int k;
@@ -146,22 +150,29 @@ static void write_axes(FILE *f, const struct svg_chart *c, const struct frame *f
 	fputs("</g>\n", f);
 	fprintf(f, "<rect x=\"%g\" y=\"%g\" width=\"%g\" height=\"%g\" fill=\"none\" stroke=\"#222\"/>\n",
 		fr->left, fr->top, fr->pw, fr->ph);
-	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">", fr->left + fr->pw / 2, (double)H - 22);
-	put_escaped(f, c->xlabel);
-	fputs("</text>\n", f);
-	fprintf(f, "<text transform=\"translate(24 %.1f) rotate(-90)\" text-anchor=\"middle\">",
+	fprintf(f, "<text class=\"ylabel\" transform=\"translate(24 %.1f) rotate(-90)\" text-anchor=\"middle\">",
 		fr->top + fr->ph / 2);
-	put_escaped(f, c->ylabel);
+	put_escaped(f, ylabel);
 	fputs("</text>\n", f);
 }
 
-static void write_marker(FILE *f, const struct svg_chart *c, const struct frame *fr)
+static void write_xlabel(FILE *f, const struct svg_chart *c, const struct frame *fr, int H)
+{
+	fprintf(f, "<text class=\"xlabel\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">",
+		fr->left + fr->pw / 2, (double)H - 22);
+	put_escaped(f, c->xlabel);
+	fputs("</text>\n", f);
+}
+
+static void write_marker(FILE *f, const struct svg_chart *c, const struct frame *fr, int labelled)
 {
 	if (!isfinite(c->marker_x))
 		return;
 	fprintf(f, "<line x1=\"%.1f\" y1=\"%g\" x2=\"%.1f\" y2=\"%g\" stroke=\"#000\" "
 		   "stroke-width=\"1.5\" stroke-dasharray=\"2 4\"/>\n",
 		px(fr, c->marker_x), fr->top, px(fr, c->marker_x), fr->top + fr->ph);
+	if (!labelled)
+		return;
 	fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" font-weight=\"bold\">", px(fr, c->marker_x) + 6, fr->top + 18);
 	put_escaped(f, c->marker_label);
 	fputs("</text>\n", f);
@@ -192,37 +203,60 @@ static void write_series(FILE *f, const struct svg_series *s, const struct frame
 	fputs("</g>\n", f);
 }
 
-static void write_legend(FILE *f, const struct svg_series *s, int ns, const struct frame *fr)
+/* The legend right of each panel, for that panel's series. */
+static void write_legend(FILE *f, const struct svg_series *s, int ns, const struct frame *fr, int panels)
 {
-	double lx = fr->left + fr->pw + 20, ly = fr->top + 10;
+	fputs("<g class=\"legend\">\n", f);
+	for (int p = 0; p < panels; p++) {
+		double lx = fr[p].left + fr[p].pw + 20, ly = fr[p].top + 10;
 
-	for (int i = 0; i < ns; i++, ly += 22) {
-		fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-			   "stroke-width=\"%g\" stroke-opacity=\"%g\"%s/>\n", lx, ly, lx + 30, ly, s[i].color,
-			s[i].width > 0 ? s[i].width : 2.0, s[i].opacity > 0 ? s[i].opacity : 1.0,
-			s[i].dashed ? " stroke-dasharray=\"7 5\"" : "");
-		fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">", lx + 38, ly + 4);
-		put_escaped(f, s[i].label);
-		fputs("</text>\n", f);
+		for (int i = 0; i < ns; i++) {
+			if (s[i].panel != p)
+				continue;
+			fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
+				   "stroke-width=\"%g\" stroke-opacity=\"%g\"%s/>\n", lx, ly, lx + 30, ly, s[i].color,
+				s[i].width > 0 ? s[i].width : 2.0, s[i].opacity > 0 ? s[i].opacity : 1.0,
+				s[i].dashed ? " stroke-dasharray=\"7 5\"" : "");
+			fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">", lx + 38, ly + 4);
+			put_escaped(f, s[i].label);
+			fputs("</text>\n", f);
+			ly += 22;
+		}
 	}
+	fputs("</g>\n", f);
 }
 
 int svg_write(FILE *f, const struct svg_chart *c, const struct svg_series *s, int ns)
 {
 	int W = c->width > 0 ? c->width : 1070, H = c->height > 0 ? c->height : 600;
-	const double right = 350, bottom = 70;
-	struct frame fr = { .left = 90, .top = c->subtitle ? 70 : 50 };
+	const double right = 350, bottom = 70, gap = 40;
+	struct frame fr[2] = { { .left = 90, .top = c->subtitle ? 70 : 50 }, { .left = 90 } };
+	int panels = 1;
 
-	if (fit_frame(&fr, c, s, ns))
+	if (fit_frame(&fr[0], c, s, ns, 0))
 		return -1;
-	fr.pw = W - fr.left - right;
-	fr.ph = H - fr.top - bottom;
-	write_title(f, c, &fr, W, H);
-	write_axes(f, c, &fr, H);
-	write_marker(f, c, &fr);
+	/* a lower panel only for a y label and a drawable point to go with it */
+	if (c->ylabel2 && !fit_frame(&fr[1], c, s, ns, 1))
+		panels = 2;
+	fr[0].pw = fr[1].pw = W - fr[0].left - right;
+	fr[0].ph = H - fr[0].top - bottom;
+	if (panels == 2) {
+		double both = fr[0].ph - gap;
+
+		fr[0].ph = both * 0.62;
+		fr[1].ph = both - fr[0].ph;
+		fr[1].top = fr[0].top + fr[0].ph + gap;
+	}
+	write_title(f, c, &fr[0], W, H);
+	for (int p = 0; p < panels; p++) {
+		write_axes(f, p ? c->ylabel2 : c->ylabel, &fr[p]);
+		write_marker(f, c, &fr[p], p == 0);
+	}
+	write_xlabel(f, c, &fr[panels - 1], H);
 	for (int i = 0; i < ns; i++)
-		write_series(f, &s[i], &fr);
-	write_legend(f, s, ns, &fr);
+		if (s[i].panel < panels)
+			write_series(f, &s[i], &fr[s[i].panel]);
+	write_legend(f, s, ns, fr, panels);
 	fputs("</svg>\n", f);
 	return ferror(f) ? -1 : 0;
 }

@@ -87,14 +87,31 @@ root = ET.parse(sys.argv[1]).getroot()
 ns = "{http://www.w3.org/2000/svg}"
 assert root.tag == ns + "svg", root.tag
 texts = " ".join(t.text or "" for t in root.iter(ns + "text"))
-for want in ("b* = mu", "supply b (kJ", "energy per slot (kJ)", "mean-only: auxiliary",
-             "variance-aware: waste", "dynamic: cost"):
+for want in ("b* = mu", "supply b (kJ"):
     assert want in texts, f"SVG lacks the text {want!r}"
-paths = [p for p in root.iter(ns + "path")]
-assert len(paths) >= 6, len(paths)
-for p in paths[:6]:
-    assert p.get("d", "").count("L") >= 20, "a curve with fewer than 21 points"
-print("SVG well-formed with", len(paths), "curves")
+# energy and cost on their own axes: kJ above, price units below
+ylabels = [t.text for t in root.iter(ns + "text") if t.get("class") == "ylabel"]
+assert ylabels == ["energy per slot (kJ)", "cost per slot (price units)"], ylabels
+assert len([t for t in root.iter(ns + "text") if t.get("class") == "xlabel"]) == 1
+legend = [g for g in root.iter(ns + "g") if g.get("class") == "legend"]
+assert len(legend) == 1, len(legend)
+entries = [(t.text, float(t.get("y"))) for t in legend[0].iter(ns + "text")]
+labels = [e[0] for e in entries]
+for policy in ("mean-only", "variance-aware", "dynamic"):
+    for kind in ("auxiliary", "waste", "cost"):
+        assert any(policy in l and l.endswith(": " + kind) for l in labels), (policy, kind, labels)
+# cost entries sit by the lower panel, below every energy entry
+cost_y = [y for l, y in entries if l.endswith(": cost")]
+energy_y = [y for l, y in entries if not l.endswith(": cost")]
+assert min(cost_y) > max(energy_y), entries
+# one legend entry per curve, and no curve drawn twice: identical curves
+# share an entry ("mean-only = variance-aware: waste")
+paths = [p.get("d", "") for p in root.iter(ns + "path")]
+assert len(paths) == len(labels), (len(paths), labels)
+assert len(set(paths)) == len(paths), "two curves are identical but have two legend entries"
+for d in paths:
+    assert d.count("L") >= 20, "a curve with fewer than 21 points"
+print("SVG: %d curves, %d legend entries: %s" % (len(paths), len(labels), "; ".join(labels)))
 PY
 [ "$(stat -c %s "$tmp/ref.err")" -lt 2000 ] || fail "unexpected chatter on stderr"
 
