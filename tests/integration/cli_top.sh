@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# erg top on the shared command-line layer (issue 12): messages that name
+# erg top on the shared command-line layer: messages that name
 # the long option and print no control characters, ranges on every value,
 # options after the operands, --help on stdout; a zombie --pid said as such;
 # exact *_nj integers above 2^53; signals at any moment end with the

@@ -77,7 +77,7 @@ static void test_reference(void **state)
 	scenario_path("reference.ini", path, sizeof(path));
 	if (scenario_load(path, &sc, err, sizeof(err)))
 		fail_msg("%s", err);
-	/* the values issue 3 specifies */
+	/* the values the reference scenario specifies (docs/sim.md) */
 	assert_int_equal(sc.n_models, 4);
 	CLOSE(sc.models[0].params, 1.5e9, 0);
 	CLOSE(sc.models[3].params, 70e9, 0);
