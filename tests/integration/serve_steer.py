@@ -180,6 +180,19 @@ def main():
           "/v1/models has no auto without steering")
     plain.stop()
 
+    # ---- --variance-aware: the dynamic policy on the ledger, every auto answered ----
+    va = Serve(STEER + models, "--threads", "2", "--no-energy", "--variance-aware", "--json", "0.2")
+    budgets = set()
+    for _ in range(60):
+        r = post(va, '{"model":"auto","messages":[]}')
+        if r.status != 200 or r.headers.get("x-erg-model") not in worker_of:
+            fail("--variance-aware: auto answered %d" % r.status)
+        budgets.add(r.headers["x-erg-budget"])
+    check(va.stop() == 0, "erg serve --variance-aware stops cleanly")
+    st = [json.loads(x) for x in va.stdout().splitlines() if '"type":"steering"' in x]
+    check(st and st[-1]["policy"] == "variance" and st[-1]["routed"] == 60 and st[-1]["refused"] == 0,
+          "--variance-aware: policy variance, 60 routed, none refused (dynamic %s, budgets %s)" % (st[-1]["dynamic"], sorted(budgets)))
+
     # ---- measured joules reach the estimates (BPF attached) ----
     if os.geteuid() != 0 or not os.path.exists("/sys/kernel/btf/vmlinux"):
         log("SKIP (part): joules into the estimates need root and BTF to attach BPF")

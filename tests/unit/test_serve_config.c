@@ -125,6 +125,50 @@ static void test_errors(void **state)
 	assert_non_null(strstr(err, "/nonexistent/serve.ini"));
 }
 
+/* With the scenario's sections the file has (model, budget) options for
+ * "auto"; without them none. An unreachable target names the file and key. */
+static void test_steering(void **state)
+{
+	static const char steer[] =
+		"[scaling]\neta = 2e11\na0 = -2.523\na1 = 0.091\nbeta = 0.1086\na_max = 0.95\n"
+		"[workload]\ntasks_per_slot = 20\ninput_tokens = 500\nbudgets = 256, 4096\n"
+		"reasoning_sigma = 0.8\nreasoning_median = 0.5\naccuracy_target = %s\n"
+		"[cost]\nc_a = 1\nc_w = 1\n"
+		"[model small]\nparams = 8e9\nworker = 127.0.0.1:8091\n"
+		"[model big]\nparams = 70e9\naccuracy@256 = 0.5\nworker = 127.0.0.1:8092\n";
+	char text[1024];
+
+	(void)state;
+	assert_int_equal(load("[model a]\nparams = 1e9\nworker = 127.0.0.1:1\n"), 0);
+	assert_false(cfg.steering);
+	assert_int_equal(cfg.scenario.n_opts, 0);
+	serve_config_free(&cfg);
+
+	snprintf(text, sizeof(text), steer, "0.55");
+	assert_int_equal(load(text), 0);
+	assert_true(cfg.steering);
+	assert_int_equal(cfg.n_models, 2);
+	assert_int_equal(cfg.scenario.n_models, 2);
+	assert_int_equal(cfg.scenario.n_opts, 4);	/* two models x two budgets */
+	assert_int_equal(cfg.n_workers, 2);
+	for (int i = 0; i < cfg.scenario.n_opts; i++) {
+		const struct task_option *o = &cfg.scenario.opts[i];
+
+		assert_true(o->model >= 0 && o->model < 2);
+		assert_true(o->budget == 256 || o->budget == 4096);
+		assert_true(o->m > 0);
+		if (o->model == 1 && o->budget == 256)	/* accuracy@ overrides the law */
+			assert_true(fabs(o->acc - 0.5) < 1e-12);
+	}
+	assert_true(cfg.scenario.acc_target == 0.55);
+	serve_config_free(&cfg);
+
+	snprintf(text, sizeof(text), steer, "0.99");
+	assert_int_equal(load(text), -1);
+	assert_non_null(strstr(err, path));
+	assert_non_null(strstr(err, "accuracy_target"));
+}
+
 static void write_at(const char *rel, const char *text)
 {
 	char p[512];
@@ -245,6 +289,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_steering),
 		cmocka_unit_test(test_pid_from_fake_proc),
 		cmocka_unit_test(test_pid_from_real_socket),
 		cmocka_unit_test(test_upstream_pick),
