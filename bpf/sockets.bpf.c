@@ -9,8 +9,9 @@
  *   - the same as raw_tp, where tp_btf cannot load;
  *   - the syscalls:sys_enter/exit_* tracepoints of read, write, send and recv
  *     and close, for older kernels: every syscall of every process then goes
- *     through the tracing slow path (issue 11 measured 0.62x on a pipe
- *     ping-pong), so this set is the last resort.
+ *     through the tracing slow path (a pipe ping-pong pinned to one CPU,
+ *     which has no socket at all, ran at 0.62x of its speed alone under it),
+ *     so this set is the last resort.
  * A connection is named by its struct sock address in every set.
  *
  * The tracked set is the `procs` map of sched.bpf.c, shared by fd
@@ -111,8 +112,11 @@ static __always_inline __u32 count_sse(__u64 buf, __u32 n)
 		return 0;
 	if (n > ERG_SOCK_SSE_SCAN)
 		n = ERG_SOCK_SSE_SCAN;
-	if (n < 5 || bpf_probe_read_user(s->bytes, n & (ERG_SOCK_SSE_SCAN - 1) ? n : ERG_SOCK_SSE_SCAN,
-					  (const void *)buf))
+	if (n < 5)
+		return 0;
+	/* 1..ERG_SOCK_SSE_SCAN in a form the verifier can bound (n is already) */
+	n = ((n - 1) & (ERG_SOCK_SSE_SCAN - 1)) + 1;
+	if (bpf_probe_read_user(s->bytes, n, (const void *)buf))
 		return 0;
 	for (__u32 i = 0; i + 5 <= n && i < ERG_SOCK_SSE_SCAN - 5; i++) {
 		const char *p = &s->bytes[i];
@@ -161,8 +165,10 @@ static __always_inline void emit(__u32 tgid, __u64 sock, __u32 dir, __u32 bytes,
 	if (buf) {
 		__u32 n = bytes < ERG_SOCK_HEAD_LEN ? bytes : ERG_SOCK_HEAD_LEN;
 
-		if (n && !bpf_probe_read_user(e->head, n & (ERG_SOCK_HEAD_LEN - 1) ? n : ERG_SOCK_HEAD_LEN,
-					      (const void *)buf))
+		/* 1..ERG_SOCK_HEAD_LEN in a form the verifier can bound */
+		if (n)
+			n = ((n - 1) & (ERG_SOCK_HEAD_LEN - 1)) + 1;
+		if (n && !bpf_probe_read_user(e->head, n, (const void *)buf))
 			e->head_len = n;
 		if (dir == ERG_SOCK_OUT)
 			e->sse_events = count_sse(buf, bytes);

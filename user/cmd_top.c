@@ -18,6 +18,8 @@
 #include "errbuf.h"
 #include "json_u64.h"
 #include "measure.h"
+#include "model_stats.h"
+#include "sock_tracker.h"
 #include "top_metrics.h"
 
 #define INTERVAL_MIN_S 0.01
@@ -83,6 +85,14 @@ GPU_TOP_OPTIONS_HELP
 "      --request-idle S         a request on a kept-alive connection ends S seconds\n"
 "                               after its last byte out if nothing else ends it\n"
 "                               (default 2; its window still closes at that byte)\n"
+"      --request-paths LIST     comma-separated path prefixes that count as requests\n"
+"                               (default /v1/,/completion,/generate; / counts every\n"
+"                               HTTP request); others (/health, /metrics) are the\n"
+"                               worker's non-request work\n"
+"      --socket-hooks H         auto (default: tp_btf, then raw_tp, then syscalls),\n"
+"                               tp_btf or raw_tp (sock tracepoints, kernel 6.3+),\n"
+"                               syscalls (read/write tracepoints: slows every\n"
+"                               syscall on the node; for older kernels)\n"
 "      --metrics ADDR:PORT      serve Prometheus /metrics there (127.0.0.1:9100,\n"
 "                               [::1]:9100, :9100; port 0 picks a free one, said\n"
 "                               on stderr): erg_energy_joules_total{model,source},\n"
@@ -117,7 +127,7 @@ GPU_TOP_OPTIONS_HELP
 
 /* ---- options ---- */
 
-enum { OPT_SYSFS = 256, OPT_PROCFS, OPT_RAW, OPT_NO_REQ, OPT_REQ_IDLE, OPT_METRICS };
+enum { OPT_SYSFS = 256, OPT_PROCFS, OPT_RAW, OPT_NO_REQ, OPT_REQ_IDLE, OPT_REQ_PATHS, OPT_SOCK_HOOKS, OPT_METRICS };
 
 static const struct option top_longopts[] = {
 	{ "pid", required_argument, NULL, 'p' },
@@ -130,6 +140,8 @@ static const struct option top_longopts[] = {
 	{ "raw-tp", no_argument, NULL, OPT_RAW },
 	{ "no-requests", no_argument, NULL, OPT_NO_REQ },
 	{ "request-idle", required_argument, NULL, OPT_REQ_IDLE },
+	{ "request-paths", required_argument, NULL, OPT_REQ_PATHS },
+	{ "socket-hooks", required_argument, NULL, OPT_SOCK_HOOKS },
 	{ "metrics", required_argument, NULL, OPT_METRICS },
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "help", no_argument, NULL, 'h' },
@@ -176,6 +188,19 @@ static int metrics_address(struct top_opts *o, const char *opt, const char *arg,
 	return 0;
 }
 
+/* --request-paths LIST: checked here, so a bad list is a usage error. */
+static int request_paths(struct top_opts *o, const char *arg, char *err, size_t errlen)
+{
+	char q[80];
+
+	if (!requests_paths_valid(arg)) {
+		errbuf_set(err, errlen, MEASURE_REQUEST_PATHS_ERROR, cli_quote(arg, q, sizeof(q)));
+		return -1;
+	}
+	o->m.request_paths = arg;
+	return 0;
+}
+
 /* One option other than a target; 0, -1 with err set. */
 static int apply_option(struct top_opts *o, const struct cli *c, int opt, char *err, size_t errlen)
 {
@@ -195,6 +220,10 @@ static int apply_option(struct top_opts *o, const struct cli *c, int opt, char *
 		return existing_dir(c->name, optarg, err, errlen);
 	case OPT_REQ_IDLE:
 		return cli_duration(c->name, optarg, 0.001, REQUEST_IDLE_MAX_S, &o->m.request_idle_s, err, errlen);
+	case OPT_REQ_PATHS:
+		return request_paths(o, optarg, err, errlen);
+	case OPT_SOCK_HOOKS:
+		return cli_choice(c->name, optarg, sock_hooks_names, &o->m.socket_hooks, err, errlen);
 	case OPT_METRICS:
 		return metrics_address(o, c->name, optarg, err, errlen);
 	case 'j': o->json = true; return 0;
@@ -350,6 +379,73 @@ static void print_model_rows(const struct measure *m, bool summary)
 	}
 }
 
+/* A figure or "-" when there is none (NAN: fewer than two requests). */
+static const char *fig(char *buf, size_t len, double x)
+{
+	if (isnan(x))
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%.3f", x);
+	return buf;
+}
+
+/* J/request of each model's complete 2xx requests since attach: moments
+ * and quantiles from model_stats' bounded histogram. */
+static void print_request_stats(const struct measure *m)
+{
+	bool header = false;
+
+	for (size_t i = 0; i < measure_n_models(m); i++) {
+		struct model_stats_snapshot st;
+		const struct model_stats_moments *j = &st.joules_per_request;
+		const struct model_stats_histogram *h = &st.request_joules;
+		char a[24], b[24], c[24], d[24], e[24];
+
+		if (measure_request_stats(m, i, &st) || !j->n)
+			continue;
+		if (!header)
+			printf("%-24s %7s %10s %9s %9s %9s %9s\n", "J/REQUEST (2xx)", "N", "MEAN", "SD", "P50", "P90",
+			       "P99");
+		header = true;
+		printf("%-24s %7llu %10s %9s %9s %9s %9s\n", measure_models(m)[i].name, (unsigned long long)j->n,
+		       fig(a, sizeof(a), j->mean), fig(b, sizeof(b), j->sd), fig(c, sizeof(c), h->p50),
+		       fig(d, sizeof(d), h->p90), fig(e, sizeof(e), h->p99));
+	}
+}
+
+/* The requests completed in the last tick, one line each (at most
+ * TEXT_REQUESTS_MAX; --json has them all). A partial request (under way when
+ * erg attached) says so: its duration, bytes and CPU count from attach. */
+#define TEXT_REQUESTS_MAX 20
+static void print_text_requests(const struct measure *m)
+{
+	size_t n;
+	const struct request_info *done = measure_completed(m, &n);
+
+	if (!n)
+		return;
+	printf("%-8s %-16s %-6s %-22s %6s %15s %10s %9s %9s %6s\n", "REQUEST", "MODEL", "METHOD", "PATH", "STATUS",
+	       "START", "DURATION_S", "CPU_S", "JOULES", "SSE");
+	for (size_t i = 0; i < n && i < TEXT_REQUESTS_MAX; i++) {
+		const struct request_info *r = &done[i];
+		const char *mark = r->partial ? ">=" : "";
+		char id[24], dur[24], cpu[24], status[8] = "-";
+
+		snprintf(id, sizeof(id), "#%llu", r->id);
+		snprintf(dur, sizeof(dur), "%s%.3f", mark, r->end_s - r->start_s);
+		snprintf(cpu, sizeof(cpu), "%s%.3f", mark, (double)r->cpu_ns / 1e9);
+		if (r->status)
+			snprintf(status, sizeof(status), "%d", r->status);
+		printf("%-8s %-16.16s %-6s %-22.22s %6s %15.3f %10s %9s %9.3f %6llu%s\n", id,
+		       measure_models(m)[measure_workers(m)[r->worker].model].name, r->method[0] ? r->method : "-",
+		       r->path[0] ? r->path : "-", status, measure_unix_s(m, r->start_s), dur, cpu,
+		       attrib_joules(r->nj), (unsigned long long)r->sse_events,
+		       r->partial ? "  partial: started before erg attached" : "");
+	}
+	if (n > TEXT_REQUESTS_MAX)
+		printf("... and %zu more requests this interval (--json lists every one)\n", n - TEXT_REQUESTS_MAX);
+}
+
 static void print_table(const struct measure *m, bool summary)
 {
 	const struct measure_totals *t = measure_totals(m);
@@ -361,10 +457,12 @@ static void print_table(const struct measure *m, bool summary)
 	if (summary)
 		printf("\nerg top: summary over %.1f s, %ld intervals\n", elapsed, t->ticks);
 	else
-		printf("erg top - %.1f s since attach, sched via %s\n", elapsed, measure_sched_mode(m));
+		printf("erg top - %.1f s since attach, sched via %s, sockets via %s\n", elapsed, measure_sched_mode(m),
+		       measure_socket_mode(m));
 	printf("energy: %s\n", energy_describe(en));
 	gpu_top_print(measure_gpu(m), summary, elapsed);
 	print_model_rows(m, summary);
+	print_request_stats(m);
 	printf("%-24s %7s %10s %9s %12.3f %6.1f%%\n", "attributed", "", "", "",
 	       attrib_joules(t->attributed_nj), share_pct(t->attributed_nj, t->total_nj));
 	printf("%-24s %7s %10s %9s %12.3f %6.1f%%  (idle, untracked work)\n", "unattributed", "", "", "",
@@ -381,6 +479,8 @@ static void print_table(const struct measure *m, bool summary)
 		ledger_format_lines(measure_ledger(m), lines, sizeof(lines));
 		printf("%s%s", lines, lines[0] && lines[strlen(lines) - 1] != '\n' ? "\n" : "");
 	}
+	if (!summary)
+		print_text_requests(m);
 	if (!summary)
 		printf("\n");
 }
@@ -401,7 +501,25 @@ static void print_json_requests(const struct measure *m)
 		cJSON_AddStringToObject(o, "model", measure_models(m)[w->model].name);
 		cJSON_AddNumberToObject(o, "id", (double)done[i].id);
 		cJSON_AddNumberToObject(o, "pid", done[i].tgid);
+		/* unix seconds, to join with the client's or the server's logs */
+		cJSON_AddNumberToObject(o, "start", measure_unix_s(m, done[i].start_s));
+		cJSON_AddNumberToObject(o, "end", measure_unix_s(m, done[i].end_s));
 		cJSON_AddNumberToObject(o, "duration_s", done[i].end_s - done[i].start_s);
+		if (done[i].method[0])
+			cJSON_AddStringToObject(o, "method", done[i].method);
+		else
+			cJSON_AddNullToObject(o, "method");
+		if (done[i].path[0])
+			cJSON_AddStringToObject(o, "path", done[i].path);
+		else
+			cJSON_AddNullToObject(o, "path");
+		if (done[i].status)
+			cJSON_AddNumberToObject(o, "status", done[i].status);
+		else
+			cJSON_AddNullToObject(o, "status");
+		cJSON_AddNumberToObject(o, "sse_events", (double)done[i].sse_events);
+		/* under way when erg attached: duration, bytes and CPU count from attach */
+		cJSON_AddBoolToObject(o, "partial", done[i].partial);
 		cJSON_AddNumberToObject(o, "cpu_s", (double)done[i].cpu_ns / 1e9);
 		cJSON_AddNumberToObject(o, "bytes_in", (double)done[i].bytes_in);
 		cJSON_AddNumberToObject(o, "bytes_out", (double)done[i].bytes_out);
@@ -410,6 +528,32 @@ static void print_json_requests(const struct measure *m)
 		cJSON_AddStringToObject(o, "source", src);
 		emit_json(o);
 	}
+}
+
+/* A number, or null where there is none (NAN). */
+static void json_num_or_null(cJSON *o, const char *key, double x)
+{
+	if (isnan(x) || isinf(x))
+		cJSON_AddNullToObject(o, key);
+	else
+		cJSON_AddNumberToObject(o, key, x);
+}
+
+/* J/request of model i's complete 2xx requests since attach (model_stats:
+ * Welford moments, quantiles from a bounded histogram). */
+static void json_request_stats(const struct measure *m, size_t i, cJSON *o)
+{
+	struct model_stats_snapshot st;
+	const struct model_stats_histogram *h = &st.request_joules;
+
+	if (measure_request_stats(m, i, &st))
+		return;
+	cJSON_AddNumberToObject(o, "request_j_n", (double)st.joules_per_request.n);
+	json_num_or_null(o, "request_j_mean", st.joules_per_request.n ? st.joules_per_request.mean : NAN);
+	json_num_or_null(o, "request_j_sd", st.joules_per_request.sd);
+	json_num_or_null(o, "request_j_p50", h->p50);
+	json_num_or_null(o, "request_j_p90", h->p90);
+	json_num_or_null(o, "request_j_p99", h->p99);
 }
 
 static void print_json_models(const struct measure *m, double ts)
@@ -438,6 +582,7 @@ static void print_json_models(const struct measure *m, double ts)
 			cJSON_AddNumberToObject(o, "request_joules", attrib_joules(r->request_nj));
 			cJSON_AddNumberToObject(o, "nonrequest_joules", attrib_joules(r->nj - r->request_nj));
 			json_add_u64(o, "request_nj", r->request_nj);
+			json_request_stats(m, i, o);
 		}
 		gpu_top_json_model(measure_gpu(m), i, o);
 		emit_json(o);
@@ -468,6 +613,7 @@ static void print_json(const struct measure *m, const char *type_total)
 	cJSON_AddBoolToObject(o, "measured", energy_is_measured(en));
 	cJSON_AddStringToObject(o, "source_detail", energy_describe(en));
 	cJSON_AddStringToObject(o, "sched", measure_sched_mode(m));
+	cJSON_AddStringToObject(o, "sockets", measure_socket_mode(m));
 	json_add_u64(o, "dropped_events", t->dropped_events);
 	json_add_u64(o, "gpu_races", t->gpu_races);
 	gpu_top_json_total(measure_gpu(m), o);
@@ -525,6 +671,8 @@ static int run_loop(struct measure *m, struct top_metrics *tm, const struct top_
 		}
 		if (o->json)
 			print_json_requests(m);
+		else if (!woke)
+			print_text_requests(m);	/* the summary table follows */
 		if (!woke)
 			break;
 		if (o->json)
@@ -587,8 +735,8 @@ int cmd_top(int argc, char **argv)
 	}
 	top_metrics_attach(tm, m);
 	if (!o.json)
-		fprintf(stderr, "erg top: attached to %zu target(s), %zu model(s) via %s; energy: %s. Ctrl-C to stop.\n",
-			measure_n_workers(m), measure_n_models(m), measure_sched_mode(m),
+		fprintf(stderr, "erg top: attached to %zu target(s), %zu model(s) via %s, sockets via %s; energy: %s. Ctrl-C to stop.\n",
+			measure_n_workers(m), measure_n_models(m), measure_sched_mode(m), measure_socket_mode(m),
 			energy_describe(measure_energy(m)));
 	rc = run_loop(m, tm, &o, &write_errno);
 	top_metrics_finish(tm, m);

@@ -42,6 +42,7 @@ struct measure {
 	struct request_info *done;	/* completed in the last tick */
 	size_t n_done, cap_done;
 	bool wait_failed;		/* epoll on the ring buffer failed: sleep */
+	double unix_offset_s;		/* CLOCK_REALTIME - CLOCK_MONOTONIC at open */
 };
 
 double measure_now(void)
@@ -50,6 +51,32 @@ double measure_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CLOCK_REALTIME - CLOCK_MONOTONIC, read once: request times stay on one
+ * scale even if the wall clock is stepped while erg runs. The reading with
+ * the narrowest bracket of three is kept. */
+static double unix_offset(void)
+{
+	double best = 0, width = INFINITY;
+
+	for (int i = 0; i < 3; i++) {
+		struct timespec rt;
+		double before = measure_now(), after;
+
+		clock_gettime(CLOCK_REALTIME, &rt);
+		after = measure_now();
+		if (after - before < width) {
+			width = after - before;
+			best = (double)rt.tv_sec + (double)rt.tv_nsec / 1e9 - (before + after) / 2;
+		}
+	}
+	return best;
+}
+
+double measure_unix_s(const struct measure *m, double mono_s)
+{
+	return mono_s + m->unix_offset_s;
 }
 
 void measure_opts_init(struct measure_opts *o, const char *prog)
@@ -97,9 +124,8 @@ static void open_requests(struct measure *m)
 	double idle = m->o.request_idle_s > 0 ? m->o.request_idle_s : 2.0;
 
 	m->requests = requests_new(m->n_workers, idle);
-	if (m->requests && m->o.request_paths && requests_set_paths(m->requests, m->o.request_paths))
-		fprintf(stderr, "%s: --request-paths '%s' is not a list of paths starting with '/'; using %s\n",
-			m->prog, m->o.request_paths, REQUEST_DEFAULT_PATHS);
+	if (m->requests && m->o.request_paths)
+		requests_set_paths(m->requests, m->o.request_paths);	/* checked in measure_open */
 	m->request_stats = model_stats_new(m->n_models);
 	m->socks = m->requests && m->request_stats
 		? sock_tracker_open(m->tracker, m->requests, (enum sock_hooks)m->o.socket_hooks, err, sizeof(err))
@@ -157,6 +183,11 @@ struct measure *measure_open(const struct target_set *targets, const struct meas
 	}
 	m->o = *opts;
 	m->prog = opts->prog ? opts->prog : "erg";
+	m->unix_offset_s = unix_offset();
+	if (!m->o.no_requests && m->o.request_paths && !requests_paths_valid(m->o.request_paths)) {
+		errbuf_set(err, errlen, MEASURE_REQUEST_PATHS_ERROR, m->o.request_paths);
+		goto fail;
+	}
 	if (!m->o.gpu.prog)
 		m->o.gpu.prog = m->prog;
 	m->n_workers = targets->n < ERG_MAX_WORKERS ? targets->n : ERG_MAX_WORKERS;

@@ -43,7 +43,8 @@ struct measure_opts {
 	bool no_requests;		/* no socket tracking, no request windows */
 	double request_idle_s;		/* quiet after a response that ends a request; <= 0: 2 s */
 	const char *request_paths;	/* path prefixes that count as requests, comma-separated;
-					 * NULL: REQUEST_DEFAULT_PATHS */
+					 * NULL: REQUEST_DEFAULT_PATHS; a bad list fails
+					 * measure_open (exit status 2) */
 	int socket_hooks;		/* enum sock_hooks (sock_tracker.h); 0: auto */
 	bool energy_source_given;	/* --energy-source was on the command line */
 };
@@ -68,6 +69,11 @@ struct measure_opts {
 "                               above 0, at most 1e6)\n" \
 "      --watts-per-core W       power model: watts per busy core above idle\n" \
 "                               (above 0, at most 1e6)\n"
+
+/* The message for a bad request_paths list (a printf format, %s the list). */
+#define MEASURE_REQUEST_PATHS_ERROR \
+	"--request-paths '%s': give comma-separated path prefixes, each starting with '/', without spaces, " \
+	"at most 16 of at most 64 bytes (default /v1/,/completion,/generate)"
 
 /* Zeroes o, then the defaults: prog names the notices, no ledger. */
 void measure_opts_init(struct measure_opts *o, const char *prog);
@@ -118,6 +124,9 @@ struct measure;
 
 /* CLOCK_MONOTONIC seconds. */
 double measure_now(void);
+/* A CLOCK_MONOTONIC time as unix seconds, by the offset between the two
+ * clocks taken once at measure_open (request start and end). */
+double measure_unix_s(const struct measure *m, double mono_s);
 
 /* Attach to targets (kept by pointer until measure_close; its model names
  * are used). NULL with a one-line message in err; *exit_status then says 2

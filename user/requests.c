@@ -75,9 +75,9 @@ void requests_free(struct request_tracker *rt)
 	free(rt);
 }
 
-int requests_set_paths(struct request_tracker *rt, const char *csv)
+/* Split csv into paths; the count, or -1 when it is not a valid list. */
+static int parse_paths(const char *csv, char paths[REQUEST_MAX_PATHS][REQUEST_PATH_LEN + 1])
 {
-	char paths[REQUEST_MAX_PATHS][REQUEST_PATH_LEN + 1];
 	size_t n = 0;
 	const char *p = csv;
 
@@ -88,14 +88,34 @@ int requests_set_paths(struct request_tracker *rt, const char *csv)
 
 		if (!len || p[0] != '/' || len > REQUEST_PATH_LEN || n == REQUEST_MAX_PATHS)
 			return -1;
+		for (size_t i = 0; i < len; i++)
+			if ((unsigned char)p[i] <= ' ' || p[i] == 0x7f)	/* a path ends at a space */
+				return -1;
 		memcpy(paths[n], p, len);
 		paths[n++][len] = '\0';
 		if (!p[len])
 			break;
 		p += len + 1;
 	}
+	return (int)n;
+}
+
+bool requests_paths_valid(const char *csv)
+{
+	char paths[REQUEST_MAX_PATHS][REQUEST_PATH_LEN + 1];
+
+	return parse_paths(csv, paths) > 0;
+}
+
+int requests_set_paths(struct request_tracker *rt, const char *csv)
+{
+	char paths[REQUEST_MAX_PATHS][REQUEST_PATH_LEN + 1];
+	int n = parse_paths(csv, paths);
+
+	if (n <= 0)
+		return -1;
 	memcpy(rt->paths, paths, sizeof(paths));
-	rt->n_paths = n;
+	rt->n_paths = (size_t)n;
 	return 0;
 }
 
@@ -424,25 +444,64 @@ void requests_split(struct request_tracker *rt, double now_s, const uint64_t *wo
 	}
 }
 
+/* Ended requests in order of their end (then start, then slot). */
+static int by_end(const void *a, const void *b, void *ctx)
+{
+	const struct live_request *reqs = ctx;
+	size_t i = *(const size_t *)a, j = *(const size_t *)b;
+	const struct request_info *x = &reqs[i].info, *y = &reqs[j].info;
+
+	if (x->end_s != y->end_s)
+		return x->end_s < y->end_s ? -1 : 1;
+	if (x->start_s != y->start_s)
+		return x->start_s < y->start_s ? -1 : 1;
+	return i < j ? -1 : i > j;
+}
+
+/* Whether slot i holds a request that can go out (its CPU share still
+ * pending goes out with the next split first). */
+static bool takeable(const struct live_request *r)
+{
+	return r->in_use && r->ended && r->pending_cpu_ns <= 0;
+}
+
+static void release(struct request_tracker *rt, size_t i)
+{
+	rt->reqs[i].in_use = false;
+	for (size_t c = 0; c < rt->n_conns; c++)
+		if (rt->conns[c].in_use && rt->conns[c].cur == (long)i)
+			rt->conns[c].cur = -1;
+}
+
 size_t requests_take_completed(struct request_tracker *rt, struct request_info *out, size_t max)
 {
-	size_t n = 0;
+	size_t *order, n_order = 0, n = 0;
 
-	for (size_t i = 0; i < rt->n_reqs && n < max; i++) {
-		struct live_request *r = &rt->reqs[i];
+	/* excluded ones (not requests) go without a line or an id */
+	for (size_t i = 0; i < rt->n_reqs; i++)
+		if (takeable(&rt->reqs[i]) && rt->reqs[i].kind == KIND_EXCLUDED)
+			release(rt, i);
+	for (size_t i = 0; i < rt->n_reqs; i++)
+		n_order += takeable(&rt->reqs[i]);
+	if (!n_order || !max)
+		return 0;
+	order = malloc(n_order * sizeof(*order));
+	if (!order)
+		return 0;	/* taken at the next call */
+	n_order = 0;
+	for (size_t i = 0; i < rt->n_reqs; i++)
+		if (takeable(&rt->reqs[i]))
+			order[n_order++] = i;
+	qsort_r(order, n_order, sizeof(*order), by_end, rt->reqs);
+	/* ids in order of completion */
+	for (; n < n_order && n < max; n++) {
+		struct live_request *r = &rt->reqs[order[n]];
 
-		/* a request's CPU share still pending goes out with the next split */
-		if (!r->in_use || !r->ended || r->pending_cpu_ns > 0)
-			continue;
-		if (r->kind != KIND_EXCLUDED) {
-			r->info.id = rt->next_id++;
-			out[n++] = r->info;
-		}
-		r->in_use = false;
-		for (size_t c = 0; c < rt->n_conns; c++)
-			if (rt->conns[c].in_use && rt->conns[c].cur == (long)i)
-				rt->conns[c].cur = -1;
+		r->info.id = rt->next_id++;
+		out[n] = r->info;
+		release(rt, order[n]);
 	}
+	free(order);
 	return n;
 }
 

@@ -47,7 +47,9 @@
 #define REQUEST_DEFAULT_PATHS "/v1/,/completion,/generate"
 
 struct request_info {
-	unsigned long long id;	/* 1, 2, ... in order of completion */
+	unsigned long long id;	/* 1, 2, ... in order of completion: by end_s
+				 * among those taken at once (a kept-alive one
+				 * ended by the idle timeout comes out late) */
 	unsigned worker;
 	unsigned tgid;
 	unsigned long long conn;	/* the connection (its struct sock address) */
@@ -69,9 +71,13 @@ void requests_free(struct request_tracker *rt);
 
 /* The request paths that count, comma-separated path prefixes ("/" counts
  * every HTTP request). -1 (nothing changed) when the list is empty, has an
- * entry not starting with '/', or more than REQUEST_MAX_PATHS entries. */
+ * empty entry, an entry not starting with '/', longer than
+ * REQUEST_PATH_LEN or holding a space or control character, or more than
+ * REQUEST_MAX_PATHS entries. */
 #define REQUEST_MAX_PATHS 16
 int requests_set_paths(struct request_tracker *rt, const char *csv);
+/* Whether requests_set_paths would take csv (for option parsing). */
+bool requests_paths_valid(const char *csv);
 
 /* Feed one socket event of a process that belongs to `worker`. */
 void requests_event(struct request_tracker *rt, unsigned worker, const struct erg_sock_event *e);

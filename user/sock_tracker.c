@@ -53,14 +53,14 @@ static int on_event(void *ctx, void *data, size_t size)
 	return 0;
 }
 
-static const char *const hook_names[] = { "auto", "tp_btf", "raw_tp", "syscalls" };
+const char *const sock_hooks_names[] = { "auto", "tp_btf", "raw_tp", "syscalls", NULL };
 /* Section prefix of each set's programs. */
 static const char *const hook_sections[] = { "", "tp_btf/", "raw_tp/", "tracepoint/" };
 
 int sock_hooks_parse(const char *name)
 {
-	for (int i = 0; i < (int)(sizeof(hook_names) / sizeof(*hook_names)); i++)
-		if (name && !strcmp(name, hook_names[i]))
+	for (int i = 0; sock_hooks_names[i]; i++)
+		if (name && !strcmp(name, sock_hooks_names[i]))
 			return i;
 	return -1;
 }
@@ -117,10 +117,10 @@ struct sock_tracker *sock_tracker_open(struct tracker *procs, struct request_tra
 	if (!st->skel) {
 		if (last == SOCK_HOOKS_SYSCALLS)
 			snprintf(err, errlen, "cannot load or attach the socket programs (%s): %s; the sock tracepoints need kernel 6.3+, the syscall tracepoints tracefs (mount -t tracefs tracefs /sys/kernel/tracing)",
-				 hook_names[last], strerror(rc < 0 ? -rc : rc));
+				 sock_hooks_names[last], strerror(rc < 0 ? -rc : rc));
 		else
 			snprintf(err, errlen, "cannot load or attach the %s socket programs: %s (the sock tracepoints need kernel 6.3+; --socket-hooks auto picks what this kernel has)",
-				 hook_names[last], strerror(rc < 0 ? -rc : rc));
+				 sock_hooks_names[last], strerror(rc < 0 ? -rc : rc));
 		goto fail;
 	}
 	st->rb = ring_buffer__new(bpf_map__fd(st->skel->maps.events), on_event, st, NULL);
@@ -136,7 +136,7 @@ fail:
 
 const char *sock_tracker_mode(const struct sock_tracker *st)
 {
-	return hook_names[st->mode];
+	return sock_hooks_names[st->mode];
 }
 
 int sock_tracker_poll(struct sock_tracker *st)

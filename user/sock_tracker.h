@@ -20,6 +20,9 @@ struct sock_tracker;
 /* The hook sets, in the order they are tried. */
 enum sock_hooks { SOCK_HOOKS_AUTO = 0, SOCK_HOOKS_TP_BTF, SOCK_HOOKS_RAW_TP, SOCK_HOOKS_SYSCALLS };
 
+/* The names of enum sock_hooks, in order, NULL-terminated (cli_choice). */
+extern const char *const sock_hooks_names[];
+
 /* "tp_btf", "raw_tp" or "syscalls" to a hook set; -1 for anything else
  * ("auto" is SOCK_HOOKS_AUTO). */
 int sock_hooks_parse(const char *name);
