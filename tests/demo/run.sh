@@ -60,7 +60,7 @@ for b in erg demo/demo_worker demo/loadgen; do
 done
 command -v setsid >/dev/null || { echo "make run: setsid is missing; install it with: apt-get install util-linux"; exit 2; }
 
-tmp=$(mktemp -d /tmp/erg-demo.XXXXXX)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/erg-demo.XXXXXX") || { echo "make run: cannot make a scratch directory in ${TMPDIR:-/tmp}; set TMPDIR to a writable one"; exit 2; }
 worker_pids=()
 lg_pid=
 serve_pid=
