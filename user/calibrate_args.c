@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "calibrate_args.h"
+#include "calibrate_request.h"
 #include "cli.h"
 #include "errbuf.h"
 #include "scaling.h"
@@ -28,6 +29,16 @@ static void usage(FILE *out)
 "  -n, --requests N         requests per model, 1 to 100000 (default 4), sent\n"
 "                           one at a time\n"
 "  -t, --max-tokens T       max_tokens of each request, 1 to 100000 (default 64)\n"
+"      --retries N          a failed request (connection, HTTP status other than\n"
+"                           200, no token count) is sent again with a new seed up\n"
+"                           to N times, 0 to %d (default 3), then skipped\n"
+"      --path PATH          the endpoint (default %s); a path\n"
+"                           not ending in /chat/completions gets \"prompt\"\n"
+"                           instead of \"messages\"\n"
+"      --body-extra JSON    a JSON object whose members are merged into each\n"
+"                           request body, replacing erg's of the same name\n"
+"                           (model, max_tokens, seed, messages or prompt), e.g.\n"
+"                           '{\"temperature\":0}'; \"stream\" stays false\n"
 "  -b, --base FILE          scenario whose [scaling]/[workload]/[cost] sections\n"
 "                           the output keeps (default: scenarios/reference.ini\n"
 "                           if present, else built-in docs/theory.md §6 defaults)\n"
@@ -39,11 +50,17 @@ static void usage(FILE *out)
 "  -v, --verbose            print libbpf's log\n"
 "  -h, --help               this text\n"
 "\n"
-"J/token counts each model's attributed joules over its requests (prompt\n"
-"processing included) per generated token. The output runs as is:\n"
+"J/token counts each model's attributed joules over its answered requests\n"
+"(prompt processing included) per generated token; failed attempts are\n"
+"measured apart and left out. Retries and skipped requests are\n"
+"printed as they happen and summed per model. A model with no tokens, or\n"
+"with fewer than half its requests answered, fails the run; every model is\n"
+"still measured first. The token count is usage.completion_tokens, or\n"
+"tokens_predicted (llama.cpp's /completion). The output runs as is:\n"
 "  erg sim --scenario FILE\n"
-"Exit status: 0 ok, 1 runtime failure (a worker, the measurement, writing),\n"
-"2 usage error, or BPF cannot be loaded.\n", NAME_MAX_LEN, CAL_MAX_WORKERS, ENERGY_MAX_WATTS);
+"Exit status: 0 ok, 1 runtime failure (a model with too few answers, no\n"
+"positive eta, writing), 2 usage error, or BPF cannot be loaded.\n",
+		NAME_MAX_LEN, CAL_MAX_WORKERS, CAL_MAX_RETRIES, CAL_DEFAULT_PATH, ENERGY_MAX_WATTS);
 }
 
 /* Names go into a scenario's section header and a JSON request body. */
@@ -151,6 +168,21 @@ static int take_option(const struct cli *c, int opt, const char *v, struct cal_a
 			return -1;
 		*(opt == 'n' ? &a->requests : &a->max_tokens) = (long)n;
 		return 0;
+	case 'R':
+		if (cli_long(c->name, v, 0, CAL_MAX_RETRIES, "retries", &n, err, errlen))
+			return -1;
+		a->retries = (long)n;
+		return 0;
+	case 'P':
+		if (cal_path_check(v, err, errlen))
+			return -1;
+		a->path = v;
+		return 0;
+	case 'X':
+		if (cal_body_extra_check(v, err, errlen))
+			return -1;
+		a->body_extra = v;
+		return 0;
 	case 'b': a->base = v; return 0;
 	case 'o': a->out_path = v; return 0;
 	case 'j': a->json = true; return 0;
@@ -176,6 +208,9 @@ int cal_args_parse(int argc, char **argv, struct cal_args *a)
 		{ "worker", required_argument, NULL, 'w' },
 		{ "requests", required_argument, NULL, 'n' },
 		{ "max-tokens", required_argument, NULL, 't' },
+		{ "retries", required_argument, NULL, 'R' },
+		{ "path", required_argument, NULL, 'P' },
+		{ "body-extra", required_argument, NULL, 'X' },
 		{ "base", required_argument, NULL, 'b' },
 		{ "out", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
@@ -193,6 +228,8 @@ int cal_args_parse(int argc, char **argv, struct cal_args *a)
 	memset(a, 0, sizeof(*a));
 	a->requests = 4;
 	a->max_tokens = 64;
+	a->retries = 3;
+	a->path = CAL_DEFAULT_PATH;
 	cli_init(&c, "erg calibrate", "w:n:t:b:o:je:vh", longopts);
 	while ((opt = cli_next(&c, argc, argv)) != -1) {
 		if (opt == CLI_ERROR)

@@ -104,10 +104,14 @@ int cal_write_scenario(FILE *out, const struct cal_base *b, const struct cal_wor
 	} else {
 		write_defaults(out, b, fit);
 	}
-	for (size_t i = 0; i < n; i++)
-		fprintf(out, "\n[model %s]\nparams = %.0f\njoules_per_token = %.6g   ; %ld tokens, %ld requests, %.3f J\n",
+	for (size_t i = 0; i < n; i++) {
+		fprintf(out, "\n[model %s]\nparams = %.0f\njoules_per_token = %.6g   ; %ld tokens, %ld requests, %.3f J",
 			ws[i].name, ws[i].params, ws[i].j_per_token, ws[i].completion_tokens, ws[i].requests,
 			ws[i].joules);
+		if (ws[i].retries || ws[i].skipped)
+			fprintf(out, " (%ld retried, %ld skipped)", ws[i].retries, ws[i].skipped);
+		fputc('\n', out);
+	}
 	return ferror(out) ? -1 : 0;
 }
 
@@ -129,6 +133,9 @@ void cal_print_json(const struct cal_worker *ws, size_t n, const struct cal_fit 
 		cJSON_AddNumberToObject(m, "cpu_s", ws[i].cpu_s);
 		cJSON_AddNumberToObject(m, "joules", ws[i].joules);
 		cJSON_AddNumberToObject(m, "joules_per_token", ws[i].j_per_token);
+		cJSON_AddNumberToObject(m, "retries", (double)ws[i].retries);
+		cJSON_AddNumberToObject(m, "skipped", (double)ws[i].skipped);
+		cJSON_AddNumberToObject(m, "failed_seconds", ws[i].failed_seconds);
 		cJSON_AddItemToArray(arr, m);
 	}
 	cJSON_AddNumberToObject(doc, "eta", fit->eta);

@@ -2,19 +2,21 @@
  * from erg's own attribution, fit the effective FLOP/J eta of docs/theory.md §1
  * (J/token = 2N/eta) across models, and write the measured table as an
  * erg sim scenario. The parts: calibrate_args (the command line),
- * calibrate_fit (the fit), calibrate_out (scenario and JSON); this file
- * measures. */
+ * calibrate_request (bodies and answers), calibrate_fit (the fit),
+ * calibrate_out (scenario and JSON); this file measures, retrying what a
+ * worker refuses. */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
-#include <cjson/cJSON.h>
 #include "attrib.h"
 #include "calibrate_args.h"
 #include "calibrate_fit.h"
 #include "calibrate_out.h"
+#include "calibrate_request.h"
 #include "cli.h"
 #include "commands.h"
 #include "tracker.h"
@@ -33,49 +35,36 @@ static double monotonic_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* One non-streaming completion; adds its usage to w. */
-static int one_request(struct cal_worker *w, int max_tokens, int i, char *err, size_t errlen)
+/* One non-streaming completion; adds its token counts to w. 0 ok, -1 with
+ * the reason in err. */
+static int one_request(struct cal_worker *w, const struct cal_args *a, long index, long seed, char *err,
+		       size_t errlen)
 {
-	char body[1024], *resp = NULL;
-	cJSON *doc, *usage, *ct, *pt;
+	char *body = cal_request_body(w->name, a->max_tokens, seed, index, a->path, a->body_extra);
+	char *resp = NULL, q[256];
+	long completion, prompt;
 	int status;
 
-	snprintf(body, sizeof(body),
-		 "{\"model\":\"%.63s\",\"max_tokens\":%d,\"stream\":false,\"seed\":%d,"
-		 "\"messages\":[{\"role\":\"user\",\"content\":\"Calibration request %d: reason step by step about energy.\"}]}",
-		 w->name, max_tokens, i + 1, i + 1);
-	status = http_post_json(&w->url, "/v1/chat/completions", body, 300.0, &resp, err, errlen);
+	if (!body) {
+		snprintf(err, errlen, "out of memory building the request");
+		return -1;
+	}
+	status = http_post_json(&w->url, a->path, body, 300.0, &resp, err, errlen);
+	free(body);
 	if (status < 0)
 		return -1;
 	if (status != 200) {
-		char q[256];
-
-		snprintf(err, errlen, "%.63s answered HTTP %d: %s", w->name, status,
-			 cli_quote(resp ? resp : "", q, sizeof(q)));
+		snprintf(err, errlen, "HTTP %d: %s", status, cli_quote(resp ? resp : "", q, sizeof(q)));
 		free(resp);
 		return -1;
 	}
-	doc = cJSON_Parse(resp);
-	usage = doc ? cJSON_GetObjectItemCaseSensitive(doc, "usage") : NULL;
-	ct = usage ? cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens") : NULL;
-	pt = usage ? cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens") : NULL;
-	/* counts from the network: whole, non-negative and bounded before
-	 * they become integers */
-	if (!cJSON_IsNumber(ct) || !(ct->valuedouble >= 0 && ct->valuedouble <= 1e9) ||
-	    (cJSON_IsNumber(pt) && !(pt->valuedouble >= 0 && pt->valuedouble <= 1e9))) {
-		char q[256];
-
-		snprintf(err, errlen, "%.63s answered without a usable usage.completion_tokens: %s", w->name,
-			 cli_quote(resp, q, sizeof(q)));
-		cJSON_Delete(doc);
-		free(resp);
-		return -1;
-	}
-	w->completion_tokens += (long)ct->valuedouble;
-	w->prompt_tokens += cJSON_IsNumber(pt) ? (long)pt->valuedouble : 0;
-	w->requests++;
-	cJSON_Delete(doc);
+	status = cal_parse_answer(resp, &completion, &prompt, err, errlen);
 	free(resp);
+	if (status)
+		return -1;
+	w->completion_tokens += completion;
+	w->prompt_tokens += prompt;
+	w->requests++;
 	return 0;
 }
 
@@ -109,53 +98,142 @@ static void meter_close(struct meter *m)
 	targets_free(&m->targets);
 }
 
-/* Worker i alone: its requests, and its share of the node's energy over
- * them, split as erg top splits it. 0 ok, -1 printed. */
-static int measure_one(struct meter *m, struct cal_worker *ws, size_t n, size_t i, const struct cal_args *a)
+/* The meter at one instant: the node's energy and every worker's CPU. */
+struct reading {
+	double t;
+	struct energy_sample e;
+	double cpu[CAL_MAX_WORKERS];
+};
+
+static int take_reading(struct meter *m, struct reading *r, char *err, size_t errlen)
 {
-	struct cal_worker *w = &ws[i];
-	struct energy_sample e0, e1;
-	double cpu0[CAL_MAX_WORKERS], cpu1[CAL_MAX_WORKERS], dcpu[CAL_MAX_WORKERS];
+	r->t = monotonic_s();
+	if (energy_read(m->energy, r->t, &r->e, err, errlen))
+		return -1;
+	if (tracker_read(m->tracker, r->cpu, NULL)) {
+		snprintf(err, errlen, "reading the workers' CPU counters failed");
+		return -1;
+	}
+	return 0;
+}
+
+/* Worker i's joules between r0 and r1, the node's energy split as erg top
+ * splits it. */
+static double window_joules(const struct meter *m, const struct reading *r0, const struct reading *r1, size_t n,
+			    size_t i)
+{
+	double dcpu[CAL_MAX_WORKERS];
 	uint64_t nj[CAL_MAX_WORKERS];
 	struct attrib_tick tick;
-	char err[768];
-	double t0, t1;
 
-	fprintf(stderr, "erg calibrate: %s: %ld requests of max_tokens %ld ...", w->name, a->requests, a->max_tokens);
-	t0 = monotonic_s();
-	if (energy_read(m->energy, t0, &e0, err, sizeof(err)) || tracker_read(m->tracker, cpu0, NULL)) {
-		fprintf(stderr, "\nerg calibrate: reading energy failed: %s\n", err);
-		return -1;
-	}
-	for (long r = 0; r < a->requests; r++)
-		if (one_request(w, (int)a->max_tokens, (int)r, err, sizeof(err))) {
-			fprintf(stderr, "\nerg calibrate: %s\n", err);
-			return -1;
-		}
-	t1 = monotonic_s();
-	if (energy_read(m->energy, t1, &e1, err, sizeof(err)) || tracker_read(m->tracker, cpu1, NULL)) {
-		fprintf(stderr, "\nerg calibrate: reading energy failed: %s\n", err);
-		return -1;
-	}
 	for (size_t k = 0; k < n; k++)
-		dcpu[k] = cpu1[k] - cpu0[k];
-	tick.total_nj = attrib_nj(e1.joules - e0.joules);
-	tick.idle_nj = attrib_nj(energy_idle_watts(m->energy) * (t1 - t0));
-	tick.node_busy_cpu_s = e1.busy_cpu_s - e0.busy_cpu_s;
+		dcpu[k] = r1->cpu[k] - r0->cpu[k];
+	tick.total_nj = attrib_nj(r1->e.joules - r0->e.joules);
+	tick.idle_nj = attrib_nj(energy_idle_watts(m->energy) * (r1->t - r0->t));
+	tick.node_busy_cpu_s = r1->e.busy_cpu_s - r0->e.busy_cpu_s;
 	tick.worker_cpu_s = dcpu;
 	tick.n_workers = n;
 	attrib_split(&tick, nj);
-	w->seconds = t1 - t0;
-	w->cpu_s = dcpu[i];
-	w->joules = attrib_joules(nj[i]);
-	if (w->completion_tokens <= 0) {
-		fprintf(stderr, "\nerg calibrate: %s generated no tokens; cannot measure J/token\n", w->name);
-		return -1;
+	return attrib_joules(nj[i]);
+}
+
+/* A pause before retry k (1, 2, ...): a server that is busy or restarting
+ * gets a moment, outside any measured window. */
+static void backoff(long k)
+{
+	long ms = 100 * (k < 10 ? k : 10);
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* Progress goes on one line per model unless a retry interrupts it. */
+static void progress_break(bool *open)
+{
+	if (*open)
+		fputc('\n', stderr);
+	*open = false;
+}
+
+/* Why worker w's measurements cannot be fitted; NULL when they can: it
+ * needs tokens, and at least half its requests answered. */
+static const char *too_few(const struct cal_worker *w, long requests, char *why, size_t len)
+{
+	long need = (requests + 1) / 2;
+
+	if (w->requests < need)
+		snprintf(why, len, "%ld of %ld requests answered, at least %ld needed", w->requests, requests,
+			 need);
+	else if (w->completion_tokens <= 0)
+		snprintf(why, len, "%ld requests answered with no generated tokens", w->requests);
+	else
+		return NULL;
+	return why;
+}
+
+/* Worker i alone: each request in its own window, so only answered
+ * requests count toward its joules; a failed one is retried with a new
+ * seed, then skipped. 0 measured, 1 too few answers (printed), -1 the meter
+ * failed (printed). */
+static int measure_one(struct meter *m, struct cal_worker *ws, size_t n, size_t i, const struct cal_args *a)
+{
+	struct cal_worker *w = &ws[i];
+	struct reading r0, r1;
+	char err[768], why[128];
+	bool open = true;
+
+	fprintf(stderr, "erg calibrate: %s: %ld requests of max_tokens %ld ...", w->name, a->requests, a->max_tokens);
+	for (long r = 0; r < a->requests; r++)
+		for (long attempt = 0; attempt <= a->retries; attempt++) {
+			long seed = attempt ? a->requests + ++w->retries : r + 1;
+			int failed;
+
+			if (attempt)
+				backoff(attempt);
+			if (take_reading(m, &r0, err, sizeof(err)))
+				goto meter_failed;
+			failed = one_request(w, a, r, seed, w->last_error, sizeof(w->last_error));
+			if (take_reading(m, &r1, err, sizeof(err)))
+				goto meter_failed;
+			if (!failed) {
+				w->seconds += r1.t - r0.t;
+				w->cpu_s += r1.cpu[i] - r0.cpu[i];
+				w->joules += window_joules(m, &r0, &r1, n, i);
+				break;
+			}
+			w->failed_seconds += r1.t - r0.t;
+			progress_break(&open);
+			if (attempt < a->retries) {
+				fprintf(stderr, "erg calibrate: %s: request %ld of %ld failed: %s; retry %ld of %ld with "
+					"seed %ld\n", w->name, r + 1, a->requests, w->last_error, attempt + 1, a->retries,
+					a->requests + w->retries + 1);
+			} else {
+				w->skipped++;
+				fprintf(stderr, "erg calibrate: %s: request %ld of %ld skipped after %ld attempt%s: %s\n",
+					w->name, r + 1, a->requests, attempt + 1, attempt ? "s" : "", w->last_error);
+			}
+		}
+	if (!open)
+		fprintf(stderr, "erg calibrate: %s:", w->name);
+	if (too_few(w, a->requests, why, sizeof(why))) {
+		fprintf(stderr, " %s; too few to fit (see the end)\n", why);
+		return 1;
 	}
 	w->j_per_token = w->joules / (double)w->completion_tokens;
-	fprintf(stderr, " %ld tokens in %.1f s, %.3f J, %.4g J/token\n", w->completion_tokens, w->seconds,
+	fprintf(stderr, " %ld tokens in %.1f s, %.3f J, %.4g J/token", w->completion_tokens, w->seconds,
 		w->joules, w->j_per_token);
+	if (w->retries || w->skipped)
+		fprintf(stderr, "; %ld %s, %ld of %ld requests skipped, %.2g s of failed attempts left out",
+			w->retries, w->retries == 1 ? "retry" : "retries", w->skipped, a->requests, w->failed_seconds);
+	if (w->skipped)
+		fprintf(stderr, "; last error: %s", w->last_error);
+	fputc('\n', stderr);
 	return 0;
+meter_failed:
+	progress_break(&open);
+	fprintf(stderr, "erg calibrate: reading the meter failed: %s\n", err);
+	return -1;
 }
 
 /* The scenario (to --out or stdout) and the JSON. 0 ok, 1 or 2 printed. */
@@ -188,6 +266,25 @@ static int write_outputs(const struct cal_args *a, const struct cal_base *base, 
 	return 0;
 }
 
+/* The last word when a model cannot be fitted: which, and why. */
+static void report_too_few(const struct cal_args *a)
+{
+	size_t bad = 0;
+	char why[128];
+
+	for (size_t i = 0; i < a->n; i++) {
+		const struct cal_worker *w = &a->workers[i];
+
+		if (!too_few(w, a->requests, why, sizeof(why)))
+			continue;
+		bad++;
+		fprintf(stderr, "erg calibrate: %s: too few samples to fit: %s; last error: %s\n", w->name, why,
+			w->last_error[0] ? w->last_error : "none");
+	}
+	fprintf(stderr, "erg calibrate: nothing written: %zu of %zu models have too few samples to fit (above); "
+		"fix the worker or raise --retries or --requests\n", bad, a->n);
+}
+
 int cmd_calibrate(int argc, char **argv)
 {
 	struct cal_args *a = calloc(1, sizeof(*a));
@@ -195,6 +292,7 @@ int cmd_calibrate(int argc, char **argv)
 	struct cal_base base;
 	struct cal_fit fit = { 0 };
 	char err[768], source[256];
+	size_t failed = 0;
 	int rc;
 
 	if (!a) {
@@ -219,11 +317,19 @@ int cmd_calibrate(int argc, char **argv)
 		goto out;
 	}
 	/* one model at a time, so each window's node energy is that model's
-	 * work plus idle */
+	 * work plus idle; every model is measured before any is given up on */
 	rc = 1;
-	for (size_t i = 0; i < a->n; i++)
-		if (measure_one(&m, a->workers, a->n, i, a))
+	for (size_t i = 0; i < a->n; i++) {
+		int r = measure_one(&m, a->workers, a->n, i, a);
+
+		if (r < 0)
 			goto out;
+		failed += (size_t)r;
+	}
+	if (failed) {
+		report_too_few(a);
+		goto out;
+	}
 	if (cal_fit_eta(a->workers, a->n, &fit.eta, &fit.r2)) {
 		fprintf(stderr, "erg calibrate: the measurements give no positive eta\n");
 		goto out;
