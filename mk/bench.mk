@@ -30,3 +30,13 @@ bench-deps:
 	elif [ -n "$$missing" ]; then \
 	  echo "erg: make bench needs$$missing; install with: sudo apt-get install$$missing"; \
 	fi
+
+# The overhead benchmark (tests/bench/overhead.sh): two ping-pong programs,
+# alone and under erg top. Plain C, nothing of erg's linked in.
+PINGPONG      := $(OUT)/bench/pingpong_pipe $(OUT)/bench/pingpong_tcp
+BENCH_TOOLS   += $(PINGPONG)
+BENCH_SCRIPTS += tests/bench/overhead.sh
+
+$(PINGPONG): $(OUT)/bench/%: tests/bench/%.c | $(OUT)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@

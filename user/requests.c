@@ -19,6 +19,7 @@ struct live_request {
 	char head[ERG_SOCK_HEAD_LEN];	/* first bytes in, for the request line */
 	unsigned head_len;
 	enum request_kind kind;
+	size_t open_pos;	/* its place in the tracker's open list while not ended */
 	bool saw_out;
 	bool ended;
 	bool in_use;
@@ -46,6 +47,10 @@ struct request_tracker {
 	size_t n_conns, cap_conns;
 	struct live_request *reqs;
 	size_t n_reqs, cap_reqs;
+	/* slots of requests not yet ended, and free slots: an event touches
+	 * only the open ones, however many ended ones wait for the tick */
+	size_t *open, n_open, cap_open;
+	size_t *free_slots, n_free, cap_free;
 	struct proc_stamp *stamps;
 	size_t n_stamps, cap_stamps;
 	char paths[REQUEST_MAX_PATHS][REQUEST_PATH_LEN + 1];
@@ -71,6 +76,8 @@ void requests_free(struct request_tracker *rt)
 		return;
 	free(rt->conns);
 	free(rt->reqs);
+	free(rt->open);
+	free(rt->free_slots);
 	free(rt->stamps);
 	free(rt);
 }
@@ -164,13 +171,14 @@ static long new_request(struct request_tracker *rt, unsigned worker, unsigned tg
 {
 	size_t i;
 
-	for (i = 0; i < rt->n_reqs; i++)
-		if (!rt->reqs[i].in_use)
-			break;
-	if (i == rt->n_reqs) {
+	if (!grow((void **)&rt->open, &rt->cap_open, rt->n_open, sizeof(*rt->open)))
+		return -1;
+	if (rt->n_free) {
+		i = rt->free_slots[--rt->n_free];
+	} else {
 		if (!grow((void **)&rt->reqs, &rt->cap_reqs, rt->n_reqs, sizeof(*rt->reqs)))
 			return -1;
-		rt->n_reqs++;
+		i = rt->n_reqs++;
 	}
 	memset(&rt->reqs[i], 0, sizeof(rt->reqs[i]));
 	rt->reqs[i].in_use = true;
@@ -178,6 +186,8 @@ static long new_request(struct request_tracker *rt, unsigned worker, unsigned tg
 	rt->reqs[i].info.tgid = tgid;
 	rt->reqs[i].info.conn = sock;
 	rt->reqs[i].info.start_s = ts;
+	rt->reqs[i].open_pos = rt->n_open;
+	rt->open[rt->n_open++] = i;
 	return (long)i;
 }
 
@@ -233,6 +243,9 @@ static void end_request(struct request_tracker *rt, struct live_request *r, doub
 	if (r->kind == KIND_UNDECIDED)
 		classify(rt, r, true);
 	r->ended = true;
+	/* off the open list: the last one takes its place */
+	rt->open[r->open_pos] = rt->open[--rt->n_open];
+	rt->reqs[rt->open[r->open_pos]].open_pos = r->open_pos;
 	r->tail_cpu_ns = 0;	/* no output followed: not its work */
 	r->info.end_s = r->saw_out ? r->last_out_s : ts;
 }
@@ -276,20 +289,22 @@ static void charge_cpu(struct request_tracker *rt, unsigned tgid, uint64_t cpu_n
 	if (!delta)
 		return;
 	ps->cpu_ns = cpu_ns;
-	for (size_t i = 0; i < rt->n_reqs; i++) {
+	for (size_t k = 0; k < rt->n_open; k++) {
+		size_t i = rt->open[k];
 		const struct live_request *r = &rt->reqs[i];
 
-		if (!r->in_use || r->ended || r->info.tgid != tgid)
+		if (r->info.tgid != tgid)
 			continue;
 		if (working(r, (long)i, out))
 			busy++;
 		else
 			between++;
 	}
-	for (size_t i = 0; i < rt->n_reqs; i++) {
+	for (size_t k = 0; k < rt->n_open; k++) {
+		size_t i = rt->open[k];
 		struct live_request *r = &rt->reqs[i];
 
-		if (!r->in_use || r->ended || r->info.tgid != tgid)
+		if (r->info.tgid != tgid)
 			continue;
 		if (busy && working(r, (long)i, out))
 			r->pending_cpu_ns += (double)delta / (double)busy;
@@ -468,6 +483,9 @@ static bool takeable(const struct live_request *r)
 static void release(struct request_tracker *rt, size_t i)
 {
 	rt->reqs[i].in_use = false;
+	/* out of memory, the slot is not reused: only lost */
+	if (grow((void **)&rt->free_slots, &rt->cap_free, rt->n_free, sizeof(*rt->free_slots)))
+		rt->free_slots[rt->n_free++] = i;
 	for (size_t c = 0; c < rt->n_conns; c++)
 		if (rt->conns[c].in_use && rt->conns[c].cur == (long)i)
 			rt->conns[c].cur = -1;
