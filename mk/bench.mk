@@ -9,6 +9,18 @@ BENCH_TOOLS   := $(FAST_BACKEND)
 BENCH_SCRIPTS := tests/bench/proxy_bench.sh
 EXTRA_BINS    += $(FAST_BACKEND)
 
+# The live steering proof (tests/bench/steer_live.sh): workers whose J per
+# request follow a scenario's catalog, on the demo workers' HTTP layer
+# (mk/demo.mk, read after this file: its variables only in the recipe).
+STEER_WORKER  := $(OUT)/bench/steer_worker
+BENCH_TOOLS   += $(STEER_WORKER)
+BENCH_SCRIPTS += tests/bench/steer_live.sh
+EXTRA_BINS    += $(STEER_WORKER)
+
+$(STEER_WORKER): tests/bench/steer_worker.c tests/demo/openai_http.h tests/demo/cli_num.h $(OUT)/demo/openai_http.o $(OUT)/erg | $(OUT)/bench
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(CPPFLAGS) -Itests/demo $(CFLAGS) $(LDFLAGS) $< $(OAI_HTTP_OBJ) $(HTTP_PARSE_OBJS) -lcjson -lpthread -lm -o $@
+
 # $(OUT)/erg stands for the objects linked here: it is built from all of
 # them, llhttp's included (mk/llhttp.mk is read after this file).
 $(FAST_BACKEND): tests/bench/fast_backend.c user/serve/http_parse.h user/cli.h $(OUT)/erg | $(OUT)/bench
