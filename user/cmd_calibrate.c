@@ -184,15 +184,21 @@ static int measure_one(struct meter *m, struct cal_worker *ws, size_t n, size_t 
 	bool open = true;
 
 	fprintf(stderr, "erg calibrate: %s: %ld requests of max_tokens %ld ...", w->name, a->requests, a->max_tokens);
+	if (take_reading(m, &r0, err, sizeof(err)))
+		goto meter_failed;
 	for (long r = 0; r < a->requests; r++)
 		for (long attempt = 0; attempt <= a->retries; attempt++) {
 			long seed = attempt ? a->requests + ++w->retries : r + 1;
 			int failed;
 
-			if (attempt)
+			/* windows follow each other without a gap, so the work a
+			 * worker finishes after its answer counts in the next one;
+			 * only a pause before a retry is in none */
+			if (attempt) {
 				backoff(attempt);
-			if (take_reading(m, &r0, err, sizeof(err)))
-				goto meter_failed;
+				if (take_reading(m, &r0, err, sizeof(err)))
+					goto meter_failed;
+			}
 			failed = one_request(w, a, r, seed, w->last_error, sizeof(w->last_error));
 			if (take_reading(m, &r1, err, sizeof(err)))
 				goto meter_failed;
@@ -200,9 +206,11 @@ static int measure_one(struct meter *m, struct cal_worker *ws, size_t n, size_t 
 				w->seconds += r1.t - r0.t;
 				w->cpu_s += r1.cpu[i] - r0.cpu[i];
 				w->joules += window_joules(m, &r0, &r1, n, i);
+				r0 = r1;
 				break;
 			}
 			w->failed_seconds += r1.t - r0.t;
+			r0 = r1;
 			progress_break(&open);
 			if (attempt < a->retries) {
 				fprintf(stderr, "erg calibrate: %s: request %ld of %ld failed: %s; retry %ld of %ld with "
