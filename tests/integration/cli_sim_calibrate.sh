@@ -9,7 +9,7 @@
 set -u
 : "${ERG:?ERG must point at the erg binary}" "${ERG_ROOT:?ERG_ROOT must be the repo root}"
 . "$ERG_ROOT/tests/integration/testlib.bash"
-tmp=$(mktemp -d /tmp/erg-cli-sim-cal.XXXXXX)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/erg-cli-sim-cal.XXXXXX")
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done

@@ -17,7 +17,7 @@ set -u
 . "$ERG_ROOT/tests/integration/testlib.bash"
 
 [ "$(id -u)" = 0 ] || skip "erg top checks its targets as root; run as root (CI does)"
-tmp=$(mktemp -d /tmp/erg-file-inputs.XXXXXX)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/erg-file-inputs.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 esc=$(printf '\033')
 

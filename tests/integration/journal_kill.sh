@@ -18,7 +18,7 @@ for bin in "$ERG" "$writer"; do
 		exit 1
 	fi
 done
-tmp=$(mktemp -d /tmp/erg-journal-kill.XXXXXX)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/erg-journal-kill.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 journal="$tmp/ledger.erg"
 

@@ -9,7 +9,7 @@ if ! command -v python3 >/dev/null; then
 	echo "SKIP: python3 is not installed (apt-get install python3); it checks the JSON and SVG"
 	exit 77
 fi
-tmp=$(mktemp -d /tmp/erg-sim-cli.XXXXXX)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/erg-sim-cli.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 ref="$ERG_ROOT/scenarios/reference.ini"
 fail() { echo "FAIL: $*"; exit 1; }
