@@ -68,9 +68,12 @@ struct {
 	__type(value, struct pending);
 } pending SEC(".maps");
 
+#define EVENTS_BYTES (1 << 22)
+#define EVENTS_WAKE_BYTES (EVENTS_BYTES / 4)
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);	/* 4 MiB: ~37k events, a stalled reader on a busy node */
+	__uint(max_entries, EVENTS_BYTES);	/* ~37k events, a stalled reader on a busy node */
 } events SEC(".maps");
 
 /* Scratch for the SSE scan (too big for the BPF stack). */
@@ -173,7 +176,11 @@ static __always_inline void emit(__u32 tgid, __u64 sock, __u32 dir, __u32 bytes,
 		if (dir == ERG_SOCK_OUT)
 			e->sse_events = count_sse(buf, bytes);
 	}
-	bpf_ringbuf_submit(e, 0);
+	/* No wakeup per event: erg drains the buffer every WAIT_SLICE_S (0.1 s)
+	 * anyway, and waking its reader on each send and receive costs the
+	 * traced process an interrupt; only a quarter-full buffer wakes it. */
+	bpf_ringbuf_submit(e, bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) > EVENTS_WAKE_BYTES
+			   ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 /* Remember a tracked process's connection, so its close is recognised. */

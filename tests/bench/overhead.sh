@@ -3,7 +3,10 @@
 # processes pinned to one CPU (taskset -c 1), alone and while
 # `erg top --comm NAME` tracks both (requests on, the default), in
 # interleaved pairs (alone first in odd pairs, tracked first in even ones),
-# and the median of the pairs' throughput ratios tracked/alone.
+# and the medians of the pairs' ratios tracked/alone of two throughputs:
+# round trips per second of wall clock (the goal's figure, on a quiet
+# machine), and per CPU second of the two processes (user + system, where
+# the BPF programs run), which other load on a busy machine leaves alone.
 #   pipe: one byte over a pair of pipes (tests/bench/pingpong_pipe.c): no
 #         socket, so it pays only for sched_switch tracking;
 #   tcp:  a 26-byte HTTP-looking message over loopback TCP
@@ -44,8 +47,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# per_s of one run: pinned, N round trips
-run() { taskset -c "$CPU" "$OUT/bench/$1" "$2" | sed -n 's/.*per_s=\([0-9.]*\).*/\1/p'; }
+# "per_s per_cpu_s" of one run: pinned, N round trips
+run() { taskset -c "$CPU" "$OUT/bench/$1" "$2" | sed -n 's/.* per_s=\([0-9.]*\).*per_cpu_s=\([0-9.]*\).*/\1 \2/p'; }
 
 # erg top tracking NAME, attached (its first NDJSON line printed)
 start_erg() {
@@ -69,8 +72,8 @@ stop_erg() {
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 bench() { # name goal
-	local name=$1 goal=$2 n per alone tracked ratios="" hooks sched
-	per=$(run "$name" 2000)
+	local name=$1 goal=$2 n per alone tracked ratios="" cpu_ratios="" hooks sched
+	per=$(run "$name" 2000 | cut -d' ' -f1)
 	n=$(awk -v p="$per" -v s="$RUN_S" 'BEGIN { n = int(p * s); print n < 1000 ? 1000 : n }')
 	run "$name" "$n" >/dev/null	# warm-up
 	for i in $(seq "$PAIRS"); do
@@ -81,13 +84,16 @@ bench() { # name goal
 			start_erg "$name"; tracked=$(run "$name" "$n"); stop_erg
 			alone=$(run "$name" "$n")
 		fi
-		ratios="$ratios $(awk -v a="$alone" -v t="$tracked" 'BEGIN { printf "%.4f", t / a }')"
-		printf '  %-5s pair %d: alone %9.0f/s, tracked %9.0f/s\n' "$name" "$i" "$alone" "$tracked"
+		set -- $alone $tracked
+		ratios="$ratios $(awk -v a="$1" -v t="$3" 'BEGIN { printf "%.4f", t / a }')"
+		cpu_ratios="$cpu_ratios $(awk -v a="$2" -v t="$4" 'BEGIN { printf "%.4f", t / a }')"
+		printf '  %-13s pair %d: alone %7.0f/s %7.0f/CPU-s, tracked %7.0f/s %7.0f/CPU-s\n' "$name" "$i" "$1" "$2" "$3" "$4"
 	done
 	hooks=$(grep -o '"sockets":"[a-z_]*"' "$tmp/erg.out" | tail -1 | cut -d'"' -f4)
 	sched=$(grep -o '"sched":"[a-z_]*"' "$tmp/erg.out" | tail -1 | cut -d'"' -f4)
-	printf 'overhead %-14s %d round trips x %d pairs (sched %s, sockets %s): median tracked/alone %.3fx (goal >= %s; pairs:%s)\n' \
-		"${name#pingpong_}:" "$n" "$PAIRS" "$sched" "$hooks" "$(echo "$ratios" | tr ' ' '\n' | grep . | median)" "$goal" "$ratios"
+	printf 'overhead %-5s %d round trips x %d pairs (sched %s, sockets %s): median tracked/alone %.3fx wall, %.3fx per CPU second (goal >= %s)\n' \
+		"${name#pingpong_}:" "$n" "$PAIRS" "$sched" "$hooks" "$(echo "$ratios" | tr ' ' '\n' | grep . | median)" \
+		"$(echo "$cpu_ratios" | tr ' ' '\n' | grep . | median)" "$goal"
 }
 
 echo "overhead: ping-pong pinned to CPU $CPU, alone vs under erg top --comm (requests on, --socket-hooks $HOOKS)"

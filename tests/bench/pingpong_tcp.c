@@ -3,12 +3,16 @@
  * see, for the overhead benchmark (tests/bench/overhead.sh runs it pinned to
  * one CPU, alone and under erg top with requests on).
  *
- *   pingpong_tcp N      prints "round_trips=N seconds=S per_s=R" */
+ *   pingpong_tcp N   prints "round_trips=N seconds=S per_s=R cpu_s=C per_cpu_s=P":
+ * wall-clock throughput, and round trips per CPU second of both processes
+ * (user + system, BPF programs run in the system part), which a busy
+ * machine's other load does not change. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -16,6 +20,21 @@
 #include <unistd.h>
 
 #define MSG "POST /v1/ping HTTP/1.1\r\n\r\n"
+
+static double tv_s(struct timeval tv)
+{
+	return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+/* CPU seconds of this process and its waited-for children. */
+static double cpu_s(void)
+{
+	struct rusage self, kids;
+
+	getrusage(RUSAGE_SELF, &self);
+	getrusage(RUSAGE_CHILDREN, &kids);
+	return tv_s(self.ru_utime) + tv_s(self.ru_stime) + tv_s(kids.ru_utime) + tv_s(kids.ru_stime);
+}
 
 static double now_s(void)
 {
@@ -53,7 +72,7 @@ int main(int argc, char **argv)
 	socklen_t alen = sizeof(addr);
 	char buf[sizeof(MSG) - 1];
 	int lfd, fd, status;
-	double t0, dt;
+	double t0, dt, c0, dc;
 	pid_t child;
 
 	if (n <= 0) {
@@ -90,6 +109,7 @@ int main(int argc, char **argv)
 	}
 	nodelay(fd);
 	memcpy(buf, MSG, sizeof(buf));
+	c0 = cpu_s();
 	t0 = now_s();
 	for (long i = 0; i < n; i++)
 		if (write(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf) || read_all(fd, buf, sizeof(buf))) {
@@ -99,6 +119,8 @@ int main(int argc, char **argv)
 	dt = now_s() - t0;
 	close(fd);
 	waitpid(child, &status, 0);
-	printf("round_trips=%ld seconds=%.6f per_s=%.1f\n", n, dt, (double)n / dt);
+	dc = cpu_s() - c0;	/* the child's too, now it was waited for */
+	printf("round_trips=%ld seconds=%.6f per_s=%.1f cpu_s=%.6f per_cpu_s=%.1f\n", n, dt, (double)n / dt, dc,
+	       dc > 0 ? (double)n / dc : 0.0);
 	return 0;
 }
