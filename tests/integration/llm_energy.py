@@ -1,13 +1,15 @@
 """erg on the real llama.cpp engine:
 - attached by pid to an already-running erg-llm-worker (ggml's thread pool:
-  many threads in one process), CPU seconds within 2% of the kernel's figure
+  many threads in one process), CPU seconds within 0.5% of the kernel's figure
   at the same frozen instants, and the per-request joules + non-request
   joules = the worker's attributed joules; the load offered is sized from the
   decode rate measured on this machine at the start, so a slow or busy
   machine gets a lighter load, not HTTP 503s;
 - erg calibrate over the generated model ladder: J/token rises with the
   parameter count, the fitted eta explains it (R^2), and the scenario it
-  writes runs in erg sim."""
+  writes runs in erg sim. Other work on a shared machine changes the CPU
+  time a token costs while the models are measured one after the other, so
+  a fit below the R^2 bar is measured once more before the test fails."""
 import json
 import os
 import re
@@ -66,6 +68,13 @@ def decode_rate(port, max_tokens, requests=2):
     return tokens / seconds
 
 
+def process_cpu_s(pid):
+    """The kernel's CPU time of a whole process to the nanosecond, threads
+    that have exited included (the pool and the HTTP server may end
+    threads): its process CPU-time clock, as clock_getcpuclockid gives."""
+    return time.clock_gettime_ns(((~pid) << 3) | 2) / 1e9
+
+
 # --- A: an already-running engine worker, many threads ------------------------
 MAX_TOKENS = 24
 ARRIVALS = 12  # rate x duration: with a fixed seed, loadgen sends the same requests at any rate
@@ -84,7 +93,8 @@ tps = decode_rate(port, MAX_TOKENS)
 rate = min(2.0, 0.6 * tps / MAX_TOKENS)
 duration = ARRIVALS / rate
 t.log("engine decodes %.1f tokens/s here: offering %.2f requests/s for %.1f s" % (tps, rate, duration))
-before = t.freeze_groups([pid])
+t.freeze_groups([pid])
+before = process_cpu_s(pid)
 erg = t.Erg("top", "--pid", "%d=erg-130m" % pid, "--json", "0.5")
 erg.wait_for(lambda l: l.get("type") == "total")
 t.signal_group(pid, signal.SIGCONT)
@@ -99,18 +109,19 @@ ok = int(m.group(1))
 # every answer is out once loadgen returns; erg closes a request 2 s after
 # its answer (--request-idle), so wait for all of them, then freeze
 erg.wait_for(lambda l: len([x for x in erg.lines() if x.get("type") == "request"]) >= ok, timeout=120)
-after = t.freeze_groups([pid])
+t.freeze_groups([pid])
+after = process_cpu_s(pid)
 t.log("erg-llm-worker pid %d ran %d threads" % (pid, len(os.listdir("/proc/%d/task" % pid))))
 row = erg.reading_after("erg-130m")
 reqs = [l for l in erg.lines() if l.get("type") == "request"]
 erg.stop()
 t.signal_group(pid, signal.SIGCONT)
-proc = after[pid] - before[pid]
+proc = after - before
 err = t.relative_error(row["cpu_s"], proc)
-t.log("engine worker: erg %.3f s, /proc %.3f s, error %.2f%%; %d requests" % (row["cpu_s"], proc, 100 * err, ok))
+t.log("engine worker: erg %.3f s, /proc %.3f s, error %.3f%%; %d requests" % (row["cpu_s"], proc, 100 * err, ok))
 t.check(ok >= 5, "the engine served %d requests" % ok)
 t.check(proc > 1.0, "the engine worker burned CPU (%.2f s)" % proc)
-t.check(err < 0.02, "engine worker CPU seconds within 2%% of /proc (%.2f%%)" % (100 * err))
+t.check(err < 0.005, "engine worker CPU seconds within 0.5%% of /proc (%.3f%%)" % (100 * err))
 t.check(len(reqs) == ok, "one request line per completed request (%d = %d)" % (len(reqs), ok))
 sum_nj = sum(r["nj"] for r in reqs)
 t.check(sum_nj == row["request_nj"], "per-request nJ add up to the worker's request nJ")
@@ -125,18 +136,28 @@ args = []
 for m, (port, pid, params) in zip(ladder, workers):
     args += ["--worker", "%s:%d:%d:%d" % (m, pid, port, params)]
 out = os.path.join(t.TMP, "calibrated.ini")
-r = subprocess.run([t.ERG, "calibrate", *args, "--requests", "2", "--max-tokens", "32", "--json", "--out", out,
-                    "--base", os.path.join(t.ROOT, "scenarios", "reference.ini")],
-                   capture_output=True, text=True, timeout=300)
-print(r.stderr)
-if r.returncode != 0:
-    t.fail("erg calibrate exited %d: %s" % (r.returncode, r.stderr))
-cal = json.loads(r.stdout)
+
+
+def calibrate():
+    r = subprocess.run([t.ERG, "calibrate", *args, "--requests", "2", "--max-tokens", "32", "--json", "--out", out,
+                        "--base", os.path.join(t.ROOT, "scenarios", "reference.ini")],
+                       capture_output=True, text=True, timeout=300)
+    print(r.stderr)
+    if r.returncode != 0:
+        t.fail("erg calibrate exited %d: %s" % (r.returncode, r.stderr))
+    cal = json.loads(r.stdout)
+    for m in cal["models"]:
+        t.log("%-9s %11d params  %.5f J/token  (%d tokens, %.2f J)" % (m["model"], m["params"], m["joules_per_token"],
+                                                                         m["completion_tokens"], m["joules"]))
+    t.log("eta %.4g FLOP/J, R^2 %.4f" % (cal["eta"], cal["r2"]))
+    return cal
+
+
+cal = calibrate()
+if cal["r2"] <= 0.8:
+    t.log("NOTE: R^2 %.3f on this machine's load: calibrating once more" % cal["r2"])
+    cal = calibrate()
 jpt = [m["joules_per_token"] for m in cal["models"]]
-for m in cal["models"]:
-    t.log("%-9s %11d params  %.5f J/token  (%d tokens, %.2f J)" % (m["model"], m["params"], m["joules_per_token"],
-                                                                     m["completion_tokens"], m["joules"]))
-t.log("eta %.4g FLOP/J, R^2 %.4f" % (cal["eta"], cal["r2"]))
 t.check(jpt[0] < jpt[1] < jpt[2], "J/token rises with parameter count")
 t.check(cal["r2"] > 0.8, "fitted eta explains J/token (R^2 %.3f > 0.8)" % cal["r2"])
 text = open(out).read()
