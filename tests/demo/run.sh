@@ -385,7 +385,7 @@ if [ -s "$tmp/requests.ndjson" ]; then
 	{
 		m = field("model"); j = field("joules")
 		if (m == "" || j == "") next
-		n[m]++; sum[m] += j; v[m, n[m]] = j
+		n[m]++; sum[m] += j; v[m, n[m]] = j + 0	# a number: sorted as one
 		if ($0 ~ /"status":200[,}]/)
 			last = $0
 	}
