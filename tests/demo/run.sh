@@ -99,7 +99,7 @@ stop_workers() {
 cleanup() {
 	trap - EXIT
 	trap '' INT TERM
-	[ -n "$prep_pid" ] && kill -TERM "$prep_pid" 2>/dev/null && reap "$prep_pid"
+	[ -n "$prep_pid" ] && kill -TERM -- "-$prep_pid" 2>/dev/null && reap "$prep_pid"
 	[ -n "$lg_pid" ] && kill -TERM "$lg_pid" 2>/dev/null && reap "$lg_pid"
 	stop_serve
 	[ -n "$view_pid" ] && kill -KILL "$view_pid" 2>/dev/null && reap "$view_pid"

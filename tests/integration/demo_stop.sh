@@ -89,6 +89,8 @@ demo() {
 	[ "$rc" = 0 ] || fail "$name: exit status $rc, want 0: $(tail -n 20 "$out")"
 	grep -q "^make run: stopped by SIG$sig" "$out" || fail "$name: no 'stopped by SIG$sig' line: $(tail -n 20 "$out")"
 	grep -q '^MODEL .*AVG/S' "$out" || fail "$name: erg's summary view is missing: $(tail -n 20 "$out")"
+	grep -qE '^  qwen-[0-9.]+b +[0-9]+ requests: J/request min' "$out" ||
+		fail "$name: no J/request from erg's request log: $(sed -n '/^Per request/,$p' "$out")"
 	grep -q '^J/token ' "$out" || fail "$name: the J/token section is missing: $(tail -n 20 "$out")"
 	[ "$(grep -cE '^  qwen-[0-9.]+b +[0-9.]+ J .* J/token' "$out")" = 3 ] ||
 		fail "$name: want a J/token figure for each of the 3 models: $(sed -n '/^J\/token/,$p' "$out")"
