@@ -138,10 +138,8 @@ struct measure *measure_open(const struct target_set *targets, const struct meas
  * (none is lost to a full ring buffer while waiting). Returns true at
  * until_s, false as soon as *stop is set (a signal handler's flag). */
 bool measure_wait(struct measure *m, double until_s, const volatile sig_atomic_t *stop);
-/* For a caller with its own event loop: a file descriptor that becomes
- * readable only when the socket ring buffer is a quarter full (-1 if
- * requests are off; events do not wake it one by one), and the drain: call
- * it on a timer of at most 0.1 s too, as measure_wait does. */
+/* For a caller with its own event loop: a file descriptor that is readable
+ * when socket events wait (-1 if requests are off), and the drain. */
 int measure_event_fd(const struct measure *m);
 void measure_drain(struct measure *m);
 

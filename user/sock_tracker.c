@@ -154,7 +154,7 @@ int sock_tracker_wait(struct sock_tracker *st, int timeout_ms)
 
 	st->events = 0;
 	rc = ring_buffer__poll(st->rb, timeout_ms);
-	/* single events do not wake the poll (sockets.bpf.c): take what waits */
+	/* and what came in meanwhile, so a timeout drains too */
 	if (rc >= 0)
 		rc = ring_buffer__consume(st->rb);
 	return rc < 0 ? rc : st->events;

@@ -37,13 +37,12 @@ const char *sock_tracker_mode(const struct sock_tracker *st);
 /* Drain the ring buffer into the request tracker (non-blocking). Returns
  * the number of events read, or < 0 on error. */
 int sock_tracker_poll(struct sock_tracker *st);
-/* Drain events within timeout_ms (ring_buffer__poll): it returns early only
- * when the ring buffer is a quarter full, then drains what waits. Returns the
- * number read, or a negative errno (-EINTR on a signal). */
+/* Block up to timeout_ms for events and drain them (ring_buffer__poll, then
+ * whatever else waits). Returns the number read, or a negative errno (-EINTR
+ * on a signal). */
 int sock_tracker_wait(struct sock_tracker *st, int timeout_ms);
-/* The epoll descriptor, for an event loop of the caller's (then
- * sock_tracker_poll drains): readable only once the ring buffer is a quarter
- * full, as single events do not wake it; drain on a timer too. */
+/* The epoll descriptor that is readable when events wait, for an event loop
+ * of the caller's (then sock_tracker_poll drains). */
 int sock_tracker_fd(const struct sock_tracker *st);
 /* Events the kernel side could not queue (ring buffer full). */
 unsigned long long sock_tracker_dropped(const struct sock_tracker *st);
