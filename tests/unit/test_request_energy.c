@@ -48,26 +48,43 @@ static void one_request_over_the_whole_tick_gets_it_all(void **state)
 	request_energy_free(re);
 }
 
+/* Non-request energy is the worker's idle rate (learnt from ticks with no
+ * request) over the time with no request in flight; the rest is the
+ * requests', however short their part of the tick. */
 static void idle_part_of_the_tick_is_non_request(void **state)
 {
 	struct request_energy *re = request_energy_new(2, 0.0);
-	uint64_t wnj[2] = { 4 * J, 5 * J }, req[2], non[2], rq, nr;
+	uint64_t wnj[2] = { 1 * J, 5 * J }, req[2], non[2], rq, nr;
 	uint64_t id;
 
 	(void)state;
-	id = request_energy_begin(re, 0, 0, 1.0);	/* busy 1..3 of 0..4 */
-	request_energy_end(re, id, 3.0, 200, 1, 1, 0, 2);
-	request_energy_tick(re, 4.0, wnj, req, non);
-	assert_int_equal(req[0], 2 * J);
-	assert_int_equal(non[0], 2 * J);
+	request_energy_tick(re, 2.0, wnj, req, non);	/* no request: 0.5 W idle */
+	assert_int_equal(req[0], 0);
+	assert_int_equal(non[0], 1 * J);
+	id = request_energy_begin(re, 0, 0, 3.0);	/* busy 3..4 of 2..6 */
+	request_energy_end(re, id, 4.0, 200, 1, 1, 0, 1);
+	wnj[0] = 4 * J;
+	request_energy_tick(re, 6.0, wnj, req, non);
+	assert_int_equal(non[0], 3 * J / 2);	/* 3 s without a request at 0.5 W */
+	assert_int_equal(req[0], 5 * J / 2);
 	assert_int_equal(req[1], 0);	/* no request on worker 1 */
 	assert_int_equal(non[1], 5 * J);
 	request_energy_totals(re, 1, &rq, &nr);
 	assert_int_equal(rq, 0);
-	assert_int_equal(nr, 5 * J);
+	assert_int_equal(nr, 10 * J);
+	/* idle rate above what the tick used: all of it non-request */
+	id = request_energy_begin(re, 0, 0, 6.5);
+	request_energy_end(re, id, 7.0, 200, 1, 1, 0, 1);
+	wnj[0] = J / 10;
+	request_energy_tick(re, 8.0, wnj, req, non);
+	assert_int_equal(req[0], 0);
+	assert_int_equal(non[0], J / 10);
 	request_energy_free(re);
 }
 
+/* A worker that computes only for requests (no idle tick seen: idle rate 0)
+ * gives them all of its joules, split by time in flight when nothing
+ * streamed. */
 static void overlapping_requests_count_busy_time_once(void **state)
 {
 	struct request_energy *re = request_energy_new(1, 0.0);
@@ -81,12 +98,13 @@ static void overlapping_requests_count_busy_time_once(void **state)
 	request_energy_end(re, b, 4.0, 200, 0, 0, 0, 0);
 	request_energy_end(re, a, 5.0, 200, 0, 0, 0, 0);
 	request_energy_tick(re, 10.0, wnj, req, non);
-	assert_int_equal(req[0], 4 * J);	/* busy 1..5 */
+	assert_int_equal(req[0], 10 * J);
+	assert_int_equal(non[0], 0);
 	assert_int_equal(request_energy_take_completed(re, rec, 4), 2);
 	/* nothing streamed: by time in flight, 4 s : 2 s */
 	for (int i = 0; i < 2; i++)
-		assert_int_equal(rec[i].nj, rec[i].id == a ? 8 * J / 3 + 1 : 4 * J / 3);
-	assert_int_equal(rec[0].nj + rec[1].nj, 4 * J);
+		assert_int_equal(rec[i].nj, rec[i].id == a ? 20 * J / 3 + 1 : 10 * J / 3);
+	assert_int_equal(rec[0].nj + rec[1].nj, 10 * J);
 	request_energy_free(re);
 }
 

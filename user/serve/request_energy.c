@@ -35,7 +35,13 @@ struct worker_acc {
 	uint64_t best_nj;
 	size_t best_slot;
 	bool has_member;
+	/* What the worker spends with no request in flight, nJ per ns: learnt
+	 * from ticks without any (EWMA), 0 until one is seen. */
+	double idle_nj_per_ns;
+	bool idle_known;
 };
+
+#define IDLE_RATE_WEIGHT 0.25	/* of the newest idle tick in the EWMA */
 
 struct request_energy {
 	pthread_mutex_t lock;
@@ -354,15 +360,34 @@ static void sum_weights(struct request_energy *re, int64_t now_ns)
 	}
 }
 
-/* The requests' part of worker w's tick: the fraction of the tick with a
- * request in flight. */
-static uint64_t requests_part(const struct worker_acc *w, uint64_t worker_nj, uint64_t tick_ns)
+/* The requests' part of worker w's tick. The worker's joules come from the
+ * CPU (and GPU) it used, and a model worker uses next to none while no
+ * request is in flight: what it used then is taken to be its idle rate
+ * (learnt from ticks with no request at all) times the tick's time without
+ * a request; the rest is the requests'. A tick with no request in flight
+ * teaches the idle rate and is all non-request. */
+static uint64_t requests_part(struct worker_acc *w, uint64_t worker_nj, uint64_t tick_ns)
 {
-	if (!w->has_member || !w->sum_overlap)
+	uint64_t idle_ns, idle_nj;
+	double want;
+
+	if (!w->has_member || !w->sum_overlap) {
+		if (tick_ns && !w->busy_ns) {
+			double rate = (double)worker_nj / (double)tick_ns;
+
+			w->idle_nj_per_ns = w->idle_known ? w->idle_nj_per_ns + IDLE_RATE_WEIGHT *
+								  (rate - w->idle_nj_per_ns)
+							    : rate;
+			w->idle_known = true;
+		}
 		return 0;
+	}
 	if (!tick_ns)
 		return worker_nj;
-	return scale(worker_nj, (uint64_t)w->busy_ns, tick_ns);
+	idle_ns = tick_ns - (uint64_t)w->busy_ns;
+	want = w->idle_nj_per_ns * (double)idle_ns;
+	idle_nj = want >= (double)worker_nj ? worker_nj : (uint64_t)want;
+	return worker_nj - idle_nj;
 }
 
 /* Pass 2: each kind of request (streaming events, sending bytes, quiet)

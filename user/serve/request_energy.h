@@ -6,9 +6,12 @@
  * worker's attributed nanojoules of the tick (CPU and GPU, as erg top
  * computes them); request_energy_tick() splits them:
  *
- *   - the part of the tick during which at least one request was in flight
- *     on the worker (busy time / tick length) goes to its requests, the rest
- *     is the worker's non-request energy (idle, health checks, housekeeping);
+ *   - the worker's non-request energy (idle, health checks, housekeeping)
+ *     is what it spends at its idle rate over the part of the tick with no
+ *     request in flight; the idle rate is learnt from ticks with no request
+ *     at all (a moving average, 0 until one is seen). The rest goes to the
+ *     requests: a worker that computes only for requests gives them all of
+ *     its joules, however short their part of the tick;
  *   - the requests' part is shared among the requests in flight during the
  *     tick first by time: each kind of request (those that streamed SSE
  *     events in the tick, those that sent only bytes, those that sent
@@ -39,7 +42,8 @@
  * in the worker's queue weighs as much as one in prefill; within streaming
  * requests an event is an event, however many tokens it carries; energy
  * the worker spends before a request arrives (warming a cache) is
- * non-request energy. */
+ * non-request energy; housekeeping above the idle rate done while a
+ * request is in flight is that request's. */
 #ifndef ERG_REQUEST_ENERGY_H
 #define ERG_REQUEST_ENERGY_H
 
