@@ -324,7 +324,7 @@ fi
 
 {
 	echo "erg serve on $listen in front of the three workers (serve.ini: model, params, worker address and pid)"
-	echo "loadgen: $RATE requests/s for $DURATION s (Poisson, max_tokens $MAX_TOKENS, streaming), all through erg serve, models $LOAD_MODELS"
+	echo "loadgen: $RATE requests/s for $DURATION s (Poisson, max_tokens $MAX_TOKENS, streaming; answers awaited 10 s more), all through erg serve, models $LOAD_MODELS"
 	if [ "$GPU_MODE" = stub ]; then
 		echo "GPU: $STUB_LABEL: its joules are modelled by the stub, not measured"
 	else
@@ -338,7 +338,7 @@ fi
 [ "$clear" = 1 ] || cat "$tmp/banner"
 
 setsid "$OUT/demo/loadgen" --target "$listen" --model "$LOAD_MODELS" --rate "$RATE" --duration "$DURATION" \
-	--max-tokens "$MAX_TOKENS" --stream --concurrency 16 --seed 1 >"$tmp/loadgen.log" 2>&1 &
+	--max-tokens "$MAX_TOKENS" --stream --concurrency 16 --grace 10 --seed 1 >"$tmp/loadgen.log" 2>&1 &
 lg_pid=$!
 while [ -z "$stop_sig" ] && kill -0 "$lg_pid" 2>/dev/null; do
 	wait "$lg_pid" 2>/dev/null
@@ -367,7 +367,7 @@ for i in 0 1 2; do
 	sed -n 's/^[a-z_-]*: model=\([^ ]*\) stopped by signal [0-9]*: \(.*\)/  \1: \2/p' "$tmp/worker$i.log"
 done
 if grep -q '^erg serve: ' "$tmp/serve.err"; then
-	grep -v 'listening on\|: worker .*: pid ' "$tmp/serve.err" | sed 's/^/  /'
+	grep -v 'listening on\|: worker .*: pid \|open files limited' "$tmp/serve.err" | sed 's/^/  /'
 fi
 
 # ---- per request: erg serve's --log, one line per request it forwarded ----
