@@ -614,7 +614,7 @@ static void complete_one(struct serve *s, const struct request_record *r)
 static void steer_tick(struct serve *s, double now)
 {
 	const struct ledger *l = s->m ? measure_ledger(s->m) : NULL;
-	struct router_ledger in = { .now_s = now };
+	struct router_ledger in = { .now_s = now, .slot_start_s = NAN };
 
 	if (!s->router)
 		return;
@@ -623,6 +623,7 @@ static void steer_tick(struct serve *s, double now)
 			in.supply_per_slot = ledger_supply_watts(l) * s->cfg.scenario.slot_seconds;
 		in.storage = ledger_storage(l);
 		in.storage_capacity = s->o.m.ledger.storage_joules;
+		in.slot_start_s = ledger_slot_start(l);
 	}
 	router_slot(s->router, &in);
 }

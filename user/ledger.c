@@ -593,6 +593,11 @@ void ledger_close(struct ledger *l)
 const struct ledger_stats *ledger_stats(const struct ledger *l) { return &l->stats; }
 double ledger_storage(const struct ledger *l) { return l->storage; }
 double ledger_open_demand(const struct ledger *l) { return l->open_demand; }
+
+double ledger_slot_start(const struct ledger *l)
+{
+	return l->started ? l->t0 + (double)l->run_slots * l->slot_s : NAN;
+}
 const char *ledger_error(const struct ledger *l) { return l->err; }
 const char *ledger_notice(const struct ledger *l) { return l->notice[0] ? l->notice : NULL; }
 

@@ -175,6 +175,10 @@ double ledger_supply_watts(const struct ledger *l);
 double ledger_trace_position(const struct ledger *l);
 /* Demand entered into the open slot so far, J. */
 double ledger_open_demand(const struct ledger *l);
+/* When the open slot began, on the clock ledger_start() was given (the
+ * CLOCK_MONOTONIC seconds of measure_now()); NAN before the start. Slot k
+ * starts at this + k slots. */
+double ledger_slot_start(const struct ledger *l);
 /* The last error message ("" if none). */
 const char *ledger_error(const struct ledger *l);
 /* A one-line note from ledger_open worth showing once (journal resumed,

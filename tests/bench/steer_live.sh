@@ -279,11 +279,7 @@ if check:
             need(False, f"{tag}: a ledger line in erg serve's --json output")
     # Margin: erg sim's spread of the same ratio over runs this short,
     # three standard deviations above break-even (at least 0.15).
-    # Fatal only with STEER_STRICT=1: erg serve's per-request joules (each
-    # tick's worker joules shared by the part of the tick a request was in
-    # flight) read 0.25-0.45 of what the ledger charges for the same work,
-    # so the live estimates the dynamic policy spends against are not in
-    # the ledger's units, and it overspends the supply.
+    # Fatal with STEER_STRICT=1 (serve_steer_live.sh sets it).
     margin = max(0.15, 3 * sd_short) if sd_short == sd_short else 0.5
     what = (f"variance-aware's aux+waste not worse than energy's by more than "
             f"{100 * margin:.0f}% (ratio {live_ratio:.3f})")

@@ -46,6 +46,7 @@ struct router {
 	int cur;
 	struct sim_dyn_state dstate;
 	double slot_seconds, slot_start;
+	bool aligned;			/* slot_start on the ledger's slots */
 	double committed, arrivals, rate;	/* this slot; tasks per slot (EWMA) */
 	double supply;				/* J per slot the dynamic policy may spend */
 	double storage, capacity;
@@ -122,6 +123,20 @@ static bool same_mix(const struct mix *a, const struct mix *b)
 	return true;
 }
 
+/* Put the router's slot boundaries on the ledger's (once; roll_slot keeps
+ * the phase after): the slot that holds now starts at ledger_start + k slots.
+ * What was committed since the ledger's slot began stays committed. Lock
+ * held. */
+static void align_slots(struct router *r, double ledger_start_s, double now_s)
+{
+	double k = floor((now_s - ledger_start_s) / r->slot_seconds);
+
+	if (r->aligned)
+		return;
+	r->slot_start = ledger_start_s + k * r->slot_seconds;
+	r->aligned = true;
+}
+
 void router_slot(struct router *r, const struct router_ledger *in)
 {
 	struct welford est[SCEN_MAX_OPTIONS];
@@ -140,6 +155,8 @@ void router_slot(struct router *r, const struct router_ledger *in)
 	if (in) {
 		r->storage = in->storage;
 		r->capacity = in->storage_capacity;
+		if (isfinite(in->slot_start_s) && in->now_s >= in->slot_start_s)
+			align_slots(r, in->slot_start_s, in->now_s);
 	}
 	pthread_mutex_unlock(&r->lock);
 

@@ -51,6 +51,10 @@ struct router_ledger {
 	double supply_per_slot;		/* J the slot may spend; <= 0: not known */
 	double storage;			/* J stored now; storage_capacity 0: none */
 	double storage_capacity;
+	double slot_start_s;		/* CLOCK_MONOTONIC start of the ledger's open
+					 * slot, or NAN: the router's slots begin on
+					 * the ledger's, so "committed in this slot"
+					 * is the slot the ledger books */
 };
 
 /* One option, for the live view and /metrics. */
