@@ -1,5 +1,6 @@
 -- wrk script for the proxy benchmark (tests/bench/proxy_bench.sh): POST an
--- OpenAI chat request for model "bench"; `-- stream` asks for an SSE stream.
+-- OpenAI chat request for model "bench" (`-- auto`: model "auto", steered by
+-- erg serve); `-- stream` asks for an SSE stream.
 -- At the end it prints one machine-readable line:
 --   ERG_BENCH requests=N seconds=S rps=R p50_us=.. p99_us=.. non2xx=N errors=N
 -- (errors: connect, read, write and timeout errors; wrk counts a status
@@ -7,16 +8,19 @@
 -- checks one answer of each kind with curl before measuring.
 
 local stream = false
+local model = "bench"
 
 function init(args)
 	for _, a in ipairs(args) do
 		if a == "stream" then
 			stream = true
+		elseif a == "auto" then	-- erg chooses model and budget
+			model = "auto"
 		end
 	end
 	wrk.method = "POST"
 	wrk.headers["Content-Type"] = "application/json"
-	wrk.body = '{"model":"bench","messages":[{"role":"user","content":"Say hello."}]'
+	wrk.body = '{"model":"' .. model .. '","messages":[{"role":"user","content":"Say hello."}]'
 		.. (stream and ',"stream":true' or '') .. '}'
 end
 
