@@ -1,4 +1,5 @@
 /* Per-request split of each worker's tick energy; see request_energy.h. */
+#include <malloc.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -175,22 +176,26 @@ static void shrink_done(struct request_energy *re)
  * REQUEST_ENERGY_SHRINK_TICKS ticks in a row halves, and halves again each
  * tick it stays that low (a burst's memory comes back in a few ticks). The
  * table grows again past half full, so it does not swing at the boundary. */
-static void shrink_if_idle(struct request_energy *re)
+static bool shrink_if_idle(struct request_energy *re)
 {
 	size_t waiting = re->done_len - re->done_head;
+	bool shrunk = false;
 
 	if (re->cap > INITIAL_SLOTS && re->used * 4 < re->cap) {
 		if (++re->slots_low_ticks >= REQUEST_ENERGY_SHRINK_TICKS)
-			shrink_slots(re);
+			shrunk |= shrink_slots(re) == 0;
 	} else {
 		re->slots_low_ticks = 0;
 	}
 	if (re->done_cap > INITIAL_SLOTS && waiting * 4 < re->done_cap) {
-		if (++re->done_low_ticks >= REQUEST_ENERGY_SHRINK_TICKS)
+		if (++re->done_low_ticks >= REQUEST_ENERGY_SHRINK_TICKS) {
 			shrink_done(re);
+			shrunk = true;
+		}
 	} else {
 		re->done_low_ticks = 0;
 	}
+	return shrunk;
 }
 
 /* An event's time, not before the tick already split. */
@@ -468,6 +473,7 @@ void request_energy_tick(struct request_energy *re, double now, const uint64_t *
 {
 	int64_t now_ns = to_ns(now);
 	uint64_t tick_ns;
+	bool shrunk;
 
 	pthread_mutex_lock(&re->lock);
 	/* An event stamped after now (another thread read its clock later)
@@ -492,11 +498,16 @@ void request_energy_tick(struct request_energy *re, double now, const uint64_t *
 	}
 	share_out(re, now_ns);
 	retire(re);
-	shrink_if_idle(re);
+	shrunk = shrink_if_idle(re);
 	for (size_t i = 0; i < re->n_workers; i++)
 		re->workers[i].busy_ns = 0;
 	re->last_tick_ns = re->latest_event_ns = now_ns;
 	pthread_mutex_unlock(&re->lock);
+	/* A burst's blocks, once freed, raise glibc's mmap threshold and come
+	 * back from the heap the next time, where free() keeps them: hand the
+	 * free pages back so memory follows the load. */
+	if (shrunk)
+		malloc_trim(0);
 }
 
 size_t request_energy_take_completed(struct request_energy *re, struct request_record *out, size_t max)
