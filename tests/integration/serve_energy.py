@@ -101,6 +101,9 @@ def main():
     n["small"] += 1	# the request after the kill
     check(call(serve, "GET", "/v1/models").status == 200, "a request erg answers itself")
     wait_for(lambda: energy_series(serve).get(("big", "gpu"), 0) > 0, "GPU joules of the big model on /metrics")
+    # a request's last tick is split at the tick's end: two ticks (0.5 s)
+    # after the last request, /metrics holds every tick the requests had
+    time.sleep(1.2)
     series = energy_series(serve)
     log("  /metrics energy: %s" % series)
     check(series.get(("small", "gpu")) == 0 and series.get(("small", "cpu"), 0) > 0,

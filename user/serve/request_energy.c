@@ -373,7 +373,7 @@ static void sum_weights(struct request_energy *re, int64_t now_ns)
  * teaches the idle rate and is all non-request. */
 static uint64_t requests_part(struct worker_acc *w, uint64_t worker_nj, uint64_t tick_ns)
 {
-	uint64_t idle_ns, idle_nj;
+	uint64_t idle_ns, idle_nj, busy_nj;
 	double want;
 
 	if (!w->has_member || !w->sum_overlap) {
@@ -392,7 +392,10 @@ static uint64_t requests_part(struct worker_acc *w, uint64_t worker_nj, uint64_t
 	idle_ns = tick_ns - (uint64_t)w->busy_ns;
 	want = w->idle_nj_per_ns * (double)idle_ns;
 	idle_nj = want >= (double)worker_nj ? worker_nj : (uint64_t)want;
-	return worker_nj - idle_nj;
+	/* never less than the requests' part of the tick's time: a request
+	 * whose work is lost in the idle rate's noise still gets its time */
+	busy_nj = scale(worker_nj, (uint64_t)w->busy_ns, tick_ns);
+	return worker_nj - idle_nj > busy_nj ? worker_nj - idle_nj : busy_nj;
 }
 
 /* Pass 2: each kind of request (streaming events, sending bytes, quiet)

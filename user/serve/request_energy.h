@@ -10,8 +10,9 @@
  *     is what it spends at its idle rate over the part of the tick with no
  *     request in flight; the idle rate is learnt from ticks with no request
  *     at all (a moving average, 0 until one is seen). The rest goes to the
- *     requests: a worker that computes only for requests gives them all of
- *     its joules, however short their part of the tick;
+ *     requests, and never less than the tick's joules x the part of the
+ *     tick a request was in flight: a worker that computes only for requests
+ *     gives them all of its joules, however short their part of the tick;
  *   - the requests' part is shared among the requests in flight during the
  *     tick first by time: each kind of request (those that streamed SSE
  *     events in the tick, those that sent only bytes, those that sent
