@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "errbuf.h"
+#include "ledger.h"
 #include "policy.h"
 #include "router.h"
 #include "simulate.h"
@@ -14,8 +15,10 @@
 #define STORAGE_RELAX_SLOTS 10.0	/* the store moves back to half full over this */
 #define MIX_MOVED 1e-6			/* a weight moved this much: a new SWRR */
 
-struct welford {
-	double n, mean, m2;
+/* An option's measured J/request (ledger_moments: Welford) and the figures
+ * kept out of it. */
+struct option_estimate {
+	struct ledger_moments j;
 	uint64_t rejected;
 };
 
@@ -33,7 +36,7 @@ struct router {
 	pthread_mutex_t lock;		/* guards everything below */
 	struct task_option opts[SCEN_MAX_OPTIONS];	/* what the policies use now */
 	double prior_m[SCEN_MAX_OPTIONS], prior_v[SCEN_MAX_OPTIONS];
-	struct welford est[SCEN_MAX_OPTIONS];
+	struct option_estimate est[SCEN_MAX_OPTIONS];
 	uint64_t routed[SCEN_MAX_OPTIONS];
 	unsigned outstanding[SCEN_MAX_MODELS];
 	bool feasible;
@@ -75,21 +78,21 @@ const char *router_policy_name(enum router_policy p)
 /* ---- estimates and the optimiser (off the hot path) ---- */
 
 /* Each option's mean and variance of J/request from priors and measurements. */
-static void estimate(const struct router *r, const struct welford *est, struct task_option *opts)
+static void estimate(const struct router *r, const struct option_estimate *est, struct task_option *opts)
 {
 	double meas = 0.0, prior = 0.0;
 
 	for (int i = 0; i < r->n; i++)
-		if (est[i].n > 0) {
-			meas += est[i].n * est[i].mean;
-			prior += est[i].n * r->prior_m[i];
+		if (est[i].j.n > 0) {
+			meas += est[i].j.n * est[i].j.mean;
+			prior += est[i].j.n * r->prior_m[i];
 		}
 	double f = meas > 0.0 && prior > 0.0 ? meas / prior : 1.0;	/* machine J per file J */
 	for (int i = 0; i < r->n; i++) {
-		double k = ROUTER_PRIOR_WEIGHT, n = est[i].n;
+		double k = ROUTER_PRIOR_WEIGHT, n = est[i].j.n;
 		double pm = r->prior_m[i] * f, pv = r->prior_v[i] * f * f;
-		double var_obs = n > 1 ? est[i].m2 / (n - 1) : pv;
-		double m = (k * pm + n * est[i].mean) / (k + n);
+		double var_obs = n > 1 ? est[i].j.m2 / (n - 1) : pv;
+		double m = (k * pm + n * est[i].j.mean) / (k + n);
 		double v = (k * pv + n * var_obs) / (k + n);
 
 		opts[i] = r->sc->opts[i];
@@ -139,7 +142,7 @@ static void align_slots(struct router *r, double ledger_start_s, double now_s)
 
 void router_slot(struct router *r, const struct router_ledger *in)
 {
-	struct welford est[SCEN_MAX_OPTIONS];
+	struct option_estimate est[SCEN_MAX_OPTIONS];
 	struct task_option *opts = malloc(sizeof(struct task_option) * SCEN_MAX_OPTIONS);
 	struct policy_problem pb;
 	struct mix mix = { 0 };
@@ -369,19 +372,14 @@ bool router_measured(struct router *r, int option, double joules)
 	if (option < 0 || option >= r->n)
 		return false;
 	pthread_mutex_lock(&r->lock);
-	struct welford *w = &r->est[option];
+	struct option_estimate *w = &r->est[option];
 	/* a worker that reported nothing, or a figure no request can take */
-	double limit = ROUTER_ABSURD * (w->n > 0 ? fmax(w->mean, r->prior_m[option]) : r->prior_m[option]);
+	double limit = ROUTER_ABSURD * (w->j.n > 0 ? fmax(w->j.mean, r->prior_m[option]) : r->prior_m[option]);
 	bool ok = isfinite(joules) && joules > 0.0 && joules <= limit;
-	if (ok) {
-		double d = joules - w->mean;
-
-		w->n += 1.0;
-		w->mean += d / w->n;
-		w->m2 += d * (joules - w->mean);
-	} else {
+	if (ok)
+		ledger_moments_add(&w->j, joules);
+	else
 		w->rejected++;
-	}
 	pthread_mutex_unlock(&r->lock);
 	return ok;
 }
@@ -434,7 +432,7 @@ int router_option_view(struct router *r, int i, struct router_option_view *out)
 		.model = r->opts[i].model, .budget = (unsigned)r->opts[i].budget, .acc = r->opts[i].acc,
 		.weight = r->feasible ? w : 0.0,
 		.share = r->total ? (double)r->routed[i] / (double)r->total : 0.0,
-		.routed = r->routed[i], .measured = (uint64_t)r->est[i].n, .rejected = r->est[i].rejected,
+		.routed = r->routed[i], .measured = (uint64_t)r->est[i].j.n, .rejected = r->est[i].rejected,
 		.j_mean = r->opts[i].m, .j_sd = sqrt(r->opts[i].v),
 	};
 	pthread_mutex_unlock(&r->lock);
