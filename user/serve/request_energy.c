@@ -369,8 +369,9 @@ static void sum_weights(struct request_energy *re, int64_t now_ns)
  * CPU (and GPU) it used, and a model worker uses next to none while no
  * request is in flight: what it used then is taken to be its idle rate
  * (learnt from ticks with no request at all) times the tick's time without
- * a request; the rest is the requests'. A tick with no request in flight
- * teaches the idle rate and is all non-request. */
+ * a request; the rest is the requests', never less than the tick's joules
+ * x the part of the tick a request was in flight. A tick with no request in
+ * flight teaches the idle rate and is all non-request. */
 static uint64_t requests_part(struct worker_acc *w, uint64_t worker_nj, uint64_t tick_ns)
 {
 	uint64_t idle_ns, idle_nj, busy_nj;
