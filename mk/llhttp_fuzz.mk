@@ -1,4 +1,5 @@
-# libFuzzer target for erg's HTTP request path (tests/fuzz/), built with clang
+# libFuzzer target for erg's HTTP request path (tests/fuzz/: the parser and
+# the body rewrite of steered requests), built with clang
 # (libFuzzer is in Debian's libclang-rt-dev) under ASan + UBSan. llhttp is
 # compiled again with coverage so its branches guide the fuzzer too; this
 # file sorts after mk/llhttp.mk, whose variables it uses.
@@ -27,10 +28,12 @@ $(OUT)/fuzz/llhttp-%.o: $(LLHTTP_SRCDIR)/%.c $(LLHTTP_INC)/llhttp.h | $(OUT)/fuz
 	$(call msg,CLANG,$@)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(LLHTTP_CFLAGS) -c $< -o $@
 
-$(FUZZ_BIN): tests/fuzz/fuzz_http_parse.c user/serve/http_parse.c user/serve/http_parse.h $(FUZZ_LLHTTP) | $(OUT)/fuzz
+$(FUZZ_BIN): tests/fuzz/fuzz_http_parse.c user/serve/http_parse.c user/serve/http_parse.h \
+	     user/serve/body_rewrite.c user/serve/body_rewrite.h $(FUZZ_LLHTTP) | $(OUT)/fuzz
 	$(call msg,FUZZER,$@)
 	$(Q)$(CLANG) -std=gnu11 -Wall -Wextra $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iuser/serve -I$(LLHTTP_INC) \
-	  -DLLHTTP_STRICT_MODE=1 tests/fuzz/fuzz_http_parse.c user/serve/http_parse.c $(FUZZ_LLHTTP) -o $@
+	  -DLLHTTP_STRICT_MODE=1 tests/fuzz/fuzz_http_parse.c user/serve/http_parse.c \
+	  user/serve/body_rewrite.c $(FUZZ_LLHTTP) -o $@
 
 fuzz: $(FUZZ_BIN)
 	$(Q)mkdir -p $(OUT)/fuzz/corpus

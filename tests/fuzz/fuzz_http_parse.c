@@ -7,13 +7,17 @@
  *   [1]    max_head = 32 + 64 * [1] (32 .. 16352; 0 gives 32)
  *   [2..3] seed of the random split
  * The stream is parsed twice, in one piece and in random pieces; both must
- * give the same events at the same offsets. Every result is checked against
- * the interface's promises; a broken one aborts (a finding). */
+ * give the same events at the same offsets. The same bytes are also taken as
+ * the body of a "model": "auto" request and rewritten (user/serve/
+ * body_rewrite): sized, written into a buffer of exactly that size, and
+ * rewritten again to the same bytes. Every result is checked against the
+ * interface's promises; a broken one aborts (a finding). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "body_rewrite.h"
 #include "http_parse.h"
 
 #define CHECK(cond)                                                                  \
@@ -167,6 +171,30 @@ static void run_stream(struct run *r, enum http_parse_kind kind, bool head_reque
 	http_parse_free(p);
 }
 
+/* The rewrite of an untrusted body: the sizing call's length is what the
+ * writing call returns, nothing is written past a short buffer, and the
+ * result is a fixed point (rewriting it again changes nothing). */
+static void check_rewrite(const char *body, size_t len, uint32_t seed)
+{
+	static const char *const models[] = { "8B", "a-much-longer-model-name", "m" };
+	const char *model = models[seed % 3];
+	unsigned budget = seed % 7 == 0 ? 4294967295u : 1 + seed % 20000;
+	size_t n = body_rewrite(body, len, model, budget, NULL, 0);
+
+	if (!n)
+		return;
+	char *out = malloc(n), *again = malloc(n + 1);	/* exact: ASan sees any overrun */
+	CHECK(out && again);
+	CHECK(body_rewrite(body, len, model, budget, out, n) == n);
+	again[n / 2] = 'X';
+	CHECK(body_rewrite(body, len, model, budget, again, n / 2) == n);	/* short: stops at cap */
+	CHECK(again[n / 2] == 'X');
+	CHECK(body_rewrite(out, n, model, budget, again, n + 1) == n);
+	CHECK(!memcmp(out, again, n));
+	free(out);
+	free(again);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 4)
@@ -186,5 +214,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run_stream(&whole, kind, head_request, &lim, stream, len, 0);
 	run_stream(&split, kind, head_request, &lim, stream, len, seed);
 	CHECK(whole.hash == split.hash);
+	check_rewrite(stream, len, seed);
 	return 0;
 }

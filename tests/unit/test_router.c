@@ -1,6 +1,6 @@
 /* Steering of "model": "auto": the policies' choices against the accuracy
  * target and against policy_mean_only's weights, the estimates' guard
- * against bad figures, and the body rewrite byte for byte. */
+ * against bad figures. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -303,77 +303,6 @@ static void test_choose_many_no_alloc(void **state)
 	}
 }
 
-/* ---- the body rewrite ---- */
-
-static void assert_rewrite(const char *in, const char *model, unsigned budget, const char *want)
-{
-	char out[1024];
-	size_t len = strlen(in), cap = len + strlen(model) + 48;
-	size_t n;
-
-	assert_true(cap <= sizeof(out));
-	n = router_rewrite(in, len, model, budget, out, cap);
-	if (!want) {
-		assert_int_equal(n, 0);
-		return;
-	}
-	assert_int_equal(n, strlen(want));
-	if (memcmp(out, want, n)) {
-		fprintf(stderr, "got:  %.*s\nwant: %s\n", (int)n, out, want);
-		fail();
-	}
-	/* a short buffer: the full length, nothing written past cap */
-	memset(out, 'X', sizeof(out));
-	assert_int_equal(router_rewrite(in, len, model, budget, out, 5), n);
-	assert_int_equal(out[5], 'X');
-}
-
-static void test_rewrite_max_tokens(void **state)
-{
-	(void)state;
-	assert_rewrite("{\"model\":\"auto\",\"max_tokens\":99999,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
-		       "8B", 1024,
-		       "{\"model\":\"8B\",\"max_tokens\":1024,\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}");
-	/* spacing, order and other keys kept byte for byte */
-	assert_rewrite("{ \"stream\" : true ,\n \"max_tokens\" : 5,\t\"model\" :  \"auto\" , \"x\":{\"model\":1} }",
-		       "70B", 16384,
-		       "{ \"stream\" : true ,\n \"max_tokens\" : 16384,\t\"model\" :  \"70B\" , \"x\":{\"model\":1} }");
-}
-
-static void test_rewrite_max_completion_tokens(void **state)
-{
-	(void)state;
-	assert_rewrite("{\"model\":\"auto\",\"max_completion_tokens\":7,\"temperature\":0.5}", "1.5B", 256,
-		       "{\"model\":\"1.5B\",\"max_completion_tokens\":256,\"temperature\":0.5}");
-	/* both: each one the client used */
-	assert_rewrite("{\"max_tokens\":1,\"model\":\"auto\",\"max_completion_tokens\":2}", "m", 4096,
-		       "{\"max_tokens\":4096,\"model\":\"m\",\"max_completion_tokens\":4096}");
-}
-
-static void test_rewrite_adds_max_tokens(void **state)
-{
-	(void)state;
-	assert_rewrite("{\"messages\":[],\"model\":\"auto\",\"n\":1}", "32B", 4096,
-		       "{\"messages\":[],\"model\":\"32B\",\"max_tokens\":4096,\"n\":1}");
-	assert_rewrite("{\"model\":\"auto\"}", "8B", 1024, "{\"model\":\"8B\",\"max_tokens\":1024}");
-	/* strings holding quotes, braces and the key names are not keys */
-	assert_rewrite("{\"prompt\":\"a \\\"model\\\": {max_tokens} }\",\"model\":\"auto\"}", "8B", 256,
-		       "{\"prompt\":\"a \\\"model\\\": {max_tokens} }\",\"model\":\"8B\",\"max_tokens\":256}");
-}
-
-static void test_rewrite_refuses(void **state)
-{
-	(void)state;
-	assert_rewrite("{\"mo\\u0064el\":\"auto\"}", "8B", 256, NULL);	/* not spelled plainly */
-	assert_rewrite("{\"prompt\":\"x\"}", "8B", 256, NULL);
-	assert_rewrite("{\"x\":{\"model\":\"auto\"}}", "8B", 256, NULL);	/* not top level */
-	assert_rewrite("[\"model\",\"auto\"]", "8B", 256, NULL);
-	assert_rewrite("{}", "8B", 256, NULL);
-	assert_rewrite("", "8B", 256, NULL);
-	assert_rewrite("{\"model\":\"auto\"", "8B", 256, NULL);	/* cut short */
-	assert_rewrite("{\"model\":\"auto\",\"prompt\":\"unterminated}", "8B", 256, NULL);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -385,10 +314,6 @@ int main(void)
 		cmocka_unit_test(test_measured_rejects_bad),
 		cmocka_unit_test(test_track_take),
 		cmocka_unit_test(test_choose_many_no_alloc),
-		cmocka_unit_test(test_rewrite_max_tokens),
-		cmocka_unit_test(test_rewrite_max_completion_tokens),
-		cmocka_unit_test(test_rewrite_adds_max_tokens),
-		cmocka_unit_test(test_rewrite_refuses),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -15,6 +15,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
+#include "body_rewrite.h"
 #include "cli.h"
 #include "errbuf.h"
 #include "proxy_conn.h"
@@ -512,7 +513,7 @@ static void steer(struct conn *c)
 	struct request *r = &c->req;
 	struct sbuf *tmp = &c->t->scratch;
 	struct router_choice ch;
-	const char *name;
+	const char *name, *body;
 	size_t cap, n;
 
 	if (!p->o.router) {
@@ -531,14 +532,15 @@ static void steer(struct conn *c)
 	r->pub.budget = ch.budget;
 	r->pub.model = ch.model;
 	name = p->cfg->models[ch.model].name;
-	cap = r->body.len + strlen(name) + 48;
+	body = r->body.data ? r->body.data : "";
+	cap = body_rewrite(body, r->body.len, name, ch.budget, NULL, 0);
 	sbuf_reset(tmp, KEEP_BUF);
-	if (!sbuf_reserve(tmp, cap)) {
+	if (cap && !sbuf_reserve(tmp, cap)) {
 		conn_close(c);
 		return;
 	}
-	n = router_rewrite(r->body.data ? r->body.data : "", r->body.len, name, ch.budget, tmp->data, cap);
-	if (!n || n > cap) {
+	n = cap ? body_rewrite(body, r->body.len, name, ch.budget, tmp->data, cap) : 0;
+	if (!n || n != cap) {
 		client_error(c, 400, "for \"model\": \"auto\" the body needs a top-level \"model\" key "
 			     "spelled plainly (no escapes)", "invalid_request", false);
 		return;

@@ -110,14 +110,4 @@ void router_view(struct router *r, struct router_view *out);
 /* 0, or -1 if i is out of range. */
 int router_option_view(struct router *r, int i, struct router_option_view *out);
 
-/* The request body with "model" set to model and max_tokens (or
- * max_completion_tokens, each one the client used) set to budget; when the
- * client set neither, "max_tokens" is added after "model". Every other byte
- * as received. body must be a JSON object (cJSON checked it) with a top-level
- * "model" key. Writes at most cap bytes to out and returns the full length,
- * or 0 if the body cannot be rewritten (no "model" key spelled plainly, or
- * more than 16 of the keys). cap = len + strlen(model) + 48 always fits. */
-size_t router_rewrite(const char *body, size_t len, const char *model, unsigned budget, char *out,
-		      size_t cap);
-
 #endif
