@@ -147,6 +147,8 @@ static void usage(FILE *out)
 "and budget by --policy, rewrites the body's \"model\" and max_tokens (or\n"
 "max_completion_tokens where the client used it), and answers with\n"
 "x-erg-model and x-erg-budget. A request naming a model is never re-modelled.\n"
+"A [pool NAME] section (models = A B) steers \"model\": \"NAME\" the same way\n"
+"among those models only. No option meeting the accuracy target: 503.\n"
 "\n"
 "Example: erg serve --config serve.ini --listen 127.0.0.1:8080 1\n");
 }
@@ -365,6 +367,19 @@ static double hook_jpr(void *ud, size_t worker)
 	return j;
 }
 
+/* "auto", or the pool's name: the router's group gi. */
+static const char *group_name(const struct serve *s, int gi)
+{
+	return gi <= 0 || (size_t)gi > s->cfg.n_pools ? "auto" : s->cfg.pools[gi - 1].name;
+}
+
+static const char *infeasible_why(enum router_policy p)
+{
+	return p == ROUTER_RR || p == ROUTER_LEAST
+		       ? "no (model, budget) option meets the accuracy target on its own"
+		       : "no mix of its (model, budget) options meets the accuracy target";
+}
+
 static size_t hook_metrics(void *ud, char *buf, size_t cap)
 {
 	struct serve *s = ud;
@@ -398,29 +413,34 @@ static size_t hook_metrics(void *ud, char *buf, size_t cap)
 		workers[w] = (struct prom_worker){ .model = s->cfg.models[s->cfg.workers[w].model].name,
 						   .worker = s->cfg.workers[w].name,
 						   .up = proxy_worker_up(s->proxy, w) };
-	struct prom_route routes[SCEN_MAX_OPTIONS];
-	struct prom_steering steering = { .routes = routes };
-	if (s->router) {
+	struct prom_route_group groups[ROUTER_MAX_GROUPS];
+	struct prom_route *routes = s->router ? calloc((size_t)s->cfg.scenario.n_opts * ROUTER_MAX_GROUPS,
+							sizeof(*routes)) : NULL;
+	struct prom_steering steering = { .routes = routes, .groups = groups };
+	for (int gi = 0; routes && gi < router_groups(s->router); gi++) {
 		struct router_view v;
 
-		router_view(s->router, &v);
+		router_view(s->router, gi, &v);
 		for (int i = 0; i < v.n_opts; i++) {
 			struct router_option_view ov;
 
-			if (router_option_view(s->router, i, &ov))
+			if (router_option_view(s->router, gi, i, &ov))
 				continue;
 			routes[steering.n_routes++] = (struct prom_route){
-				.model = s->cfg.models[ov.model].name, .budget = ov.budget, .share = ov.share,
-				.weight = ov.weight, .routed = ov.routed, .joules_per_request = ov.j_mean };
+				.pool = group_name(s, gi), .model = s->cfg.models[ov.model].name,
+				.budget = ov.budget, .share = ov.share, .weight = ov.weight, .routed = ov.routed,
+				.joules_per_request = ov.j_mean };
 		}
-		steering.expected_accuracy = v.expected_accuracy;
+		groups[steering.n_groups++] = (struct prom_route_group){
+			.pool = group_name(s, gi), .expected_accuracy = v.expected_accuracy,
+			.refused = v.refused, .feasible = v.feasible };
 		steering.accuracy_target = v.acc_target;
-		steering.refused = v.refused;
 	}
 	prom_buf_init(&b);
 	prom_render_erg(&b, &in);
-	if (s->router)
+	if (routes)
 		prom_render_steering(&b, &steering);
+	free(routes);
 	len = b.len;
 	memcpy(buf, b.data ? b.data : "", len < cap ? len : cap);
 	prom_buf_free(&b);
@@ -591,7 +611,7 @@ static void complete_one(struct serve *s, const struct request_record *r)
 		/* a whole answer's joules (a failed try's are not a request's) */
 		if (!retried && r->status >= 200 && r->status < 300)
 			router_measured(s->router, option, attrib_joules(r->nj));
-		if (!router_option_view(s->router, option, &ov))
+		if (!router_option_view(s->router, 0, option, &ov))	/* "auto" has every option */
 			budget = ov.budget;
 	}
 
@@ -702,48 +722,47 @@ static bool option_shown(const struct router_option_view *ov)
 
 static void print_steering(struct serve *s)
 {
-	struct router_view v;
+	for (int gi = 0; s->router && gi < router_groups(s->router); gi++) {
+		struct router_view v;
 
-	if (!s->router)
-		return;
-	router_view(s->router, &v);
-	printf("auto: policy %s%s, expected accuracy ", router_policy_name(v.policy),
-	       v.dynamic ? " (ledger feedback)" : "");
-	if (isnan(v.expected_accuracy))
-		printf("-");
-	else
-		printf("%.4f", v.expected_accuracy);
-	printf(" (target %.4f), %llu routed, %llu refused\n", v.acc_target, (unsigned long long)v.routed,
-	       (unsigned long long)v.refused);
-	if (!v.feasible)
-		printf("warning: no (model, budget) option meets the accuracy target: auto requests get 503\n");
-	printf("  %-20s %7s %7s %7s %8s %7s %9s %8s\n", "OPTION", "BUDGET", "ACC", "WEIGHT", "ROUTED",
-	       "SHARE", "J/REQ", "SD_J");
-	for (int i = 0; i < v.n_opts; i++) {
-		struct router_option_view ov;
+		router_view(s->router, gi, &v);
+		printf("%s: policy %s%s, expected accuracy ", group_name(s, gi), router_policy_name(v.policy),
+		       v.dynamic ? " (ledger feedback)" : "");
+		if (isnan(v.expected_accuracy))
+			printf("-");
+		else
+			printf("%.4f", v.expected_accuracy);
+		printf(" (target %.4f), %llu routed, %llu refused\n", v.acc_target, (unsigned long long)v.routed,
+		       (unsigned long long)v.refused);
+		if (!v.feasible)
+			printf("warning: %s: %s; its requests get 503\n", group_name(s, gi), infeasible_why(v.policy));
+		printf("  %-20s %7s %7s %7s %8s %7s %9s %8s\n", "OPTION", "BUDGET", "ACC", "WEIGHT", "ROUTED",
+		       "SHARE", "J/REQ", "SD_J");
+		for (int i = 0; i < v.n_opts; i++) {
+			struct router_option_view ov;
 
-		if (router_option_view(s->router, i, &ov) || !option_shown(&ov))
-			continue;
-		printf("  %-20s %7u %7.4f %7.3f %8llu %7.3f %9.3f %8.3f\n", s->cfg.models[ov.model].name, ov.budget,
-		       ov.acc, ov.weight, (unsigned long long)ov.routed, ov.share, ov.j_mean, ov.j_sd);
+			if (router_option_view(s->router, gi, i, &ov) || !option_shown(&ov))
+				continue;
+			printf("  %-20s %7u %7.4f %7.3f %8llu %7.3f %9.3f %8.3f\n", s->cfg.models[ov.model].name,
+			       ov.budget, ov.acc, ov.weight, (unsigned long long)ov.routed, ov.share, ov.j_mean, ov.j_sd);
+		}
 	}
 }
 
-static void print_json_steering(struct serve *s, double elapsed)
+static void print_json_group(struct serve *s, int gi, double elapsed)
 {
 	struct router_view v;
 	cJSON *o;
 	char *line;
 
-	if (!s->router)
-		return;
-	router_view(s->router, &v);
+	router_view(s->router, gi, &v);
 	for (int i = 0; i < v.n_opts; i++) {
 		struct router_option_view ov;
 
-		if (router_option_view(s->router, i, &ov) || !option_shown(&ov) || !(o = cJSON_CreateObject()))
+		if (router_option_view(s->router, gi, i, &ov) || !option_shown(&ov) || !(o = cJSON_CreateObject()))
 			continue;
 		cJSON_AddStringToObject(o, "type", "route");
+		cJSON_AddStringToObject(o, "pool", group_name(s, gi));
 		cJSON_AddStringToObject(o, "model", s->cfg.models[ov.model].name);
 		cJSON_AddNumberToObject(o, "budget", ov.budget);
 		cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
@@ -764,6 +783,7 @@ static void print_json_steering(struct serve *s, double elapsed)
 	if (!(o = cJSON_CreateObject()))
 		return;
 	cJSON_AddStringToObject(o, "type", "steering");
+	cJSON_AddStringToObject(o, "pool", group_name(s, gi));
 	cJSON_AddNumberToObject(o, "elapsed_s", elapsed);
 	cJSON_AddStringToObject(o, "policy", router_policy_name(v.policy));
 	cJSON_AddBoolToObject(o, "dynamic", v.dynamic);
@@ -780,6 +800,12 @@ static void print_json_steering(struct serve *s, double elapsed)
 	if (line)
 		puts(line);
 	free(line);
+}
+
+static void print_json_steering(struct serve *s, double elapsed)
+{
+	for (int gi = 0; s->router && gi < router_groups(s->router); gi++)
+		print_json_group(s, gi, elapsed);
 }
 
 static unsigned workers_up(const struct serve *s, size_t model)
@@ -1046,11 +1072,26 @@ int cmd_serve(int argc, char **argv)
 		goto out;
 	}
 	if (s->cfg.steering) {
-		s->router = router_new(&s->cfg.scenario, s->o.policy, measure_now(), err, sizeof(err));
+		uint32_t pools[SERVE_MAX_POOLS];
+
+		for (size_t i = 0; i < s->cfg.n_pools; i++)
+			pools[i] = s->cfg.pools[i].models;
+		s->router = router_new(&s->cfg.scenario, s->o.policy, measure_now(), pools, (int)s->cfg.n_pools,
+				       err, sizeof(err));
 		if (!s->router) {
 			fprintf(stderr, "erg serve: %s\n", err);
 			rc = 2;
 			goto out;
+		}
+		for (int gi = 1; gi < router_groups(s->router); gi++) {
+			struct router_view v;
+
+			router_view(s->router, gi, &v);
+			if (!v.feasible)
+				fprintf(stderr, "erg serve: warning: %s:%d: [pool %s]: %s; its requests will get "
+					"503 (add a model that reaches accuracy_target %g to the pool)\n",
+					s->cfg.path, s->cfg.pools[gi - 1].line, s->cfg.pools[gi - 1].name,
+					infeasible_why(v.policy), v.acc_target);
 		}
 	} else if (s->o.policy_given) {
 		fprintf(stderr, "erg serve: %s has no steering sections ([scaling], [workload] budgets and "

@@ -67,6 +67,7 @@ static const struct keydef keys[] = {
 	{ "model", "accuracy@", K_NUM, R_UNIT, "accuracy@256 = 0.41" },	/* accuracy@BUDGET */
 	{ "model", "worker", K_WORD, R_ANY, "worker = 127.0.0.1:8091" },	/* erg serve's */
 	{ "serve", "listen", K_WORD, R_ANY, "listen = 127.0.0.1:8080" },	/* erg serve's */
+	{ "pool", "models", K_WORD, R_ANY, "models = 1.5B 8B" },		/* erg serve's */
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -184,11 +185,14 @@ static int fail_escaped(struct parse *ps, int line, const char *fmt, ...)
 	return 0;
 }
 
-static int is_model_section(const char *section, const char **name)
+/* "KIND NAME" (as [model 8B] or [pool fast]): 1 and the name, else 0. */
+static int is_named_section(const char *section, const char *kind, const char **name)
 {
-	if (strncasecmp(section, "model", 5) != 0)
+	size_t len = strlen(kind);
+
+	if (strncasecmp(section, kind, len) != 0)
 		return 0;
-	const char *p = section + 5;
+	const char *p = section + len;
 	if (*p && *p != ' ' && *p != '\t')
 		return 0;
 	while (*p == ' ' || *p == '\t')
@@ -499,8 +503,9 @@ static int assign(struct parse *ps, const char *section, const char *kind, int m
 	return 1;
 }
 
-/* [serve] keys and worker = lines: erg serve's hook, or (erg sim) their
- * form only: HOST:PORT, then pid=N for a worker. */
+/* [serve] keys, worker = lines and [pool NAME] models: erg serve's hook, or
+ * (erg sim) their form only: HOST:PORT, then pid=N for a worker; a pool's
+ * names are erg serve's to check. */
 static int serve_key(struct parse *ps, const char *section, int model, const char *key,
 		     const char *value)
 {
@@ -514,6 +519,11 @@ static int serve_key(struct parse *ps, const char *section, int model, const cha
 		return 1;
 	}
 	snprintf(opt, sizeof(opt), "key '%s' in [%s]", key, section);
+	if (!strcasecmp(key, "models")) {
+		if (!value[strspn(value, " \t")])
+			return fail(ps, ps->line, "%s: name at least one model (e.g. models = 1.5B 8B)", opt);
+		return 1;
+	}
 	const char *p = value, *e;
 	while (*p == ' ' || *p == '\t')
 		p++;
@@ -598,7 +608,11 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 1;	/* only the first problem is reported */
 	if (!section[0])
 		return fail(ps, ps->line, "key '%s' comes before any [section] header", name);
-	if (is_model_section(section, &model_name)) {
+	if (is_named_section(section, "pool", &model_name)) {
+		kind = "pool";
+		if (!model_name[0])
+			return fail(ps, ps->line, "section [%s] needs a pool name, e.g. [pool fast]", section);
+	} else if (is_named_section(section, "model", &model_name)) {
 		kind = "model";
 		if (!model_name[0])
 			return fail(ps, ps->line, "section [%s] needs a model name, e.g. [model 8B]", section);
@@ -624,9 +638,9 @@ static int handler(void *user, const char *section, const char *name, const char
 		if (!kind)
 			return fail(ps, header_line(ps, section) ? header_line(ps, section) : ps->line,
 				    "unknown section [%s] (known: scenario, scaling, workload, "
-				    "supply, cost, sim, policy, serve, model NAME)", section);
+				    "supply, cost, sim, policy, serve, model NAME, pool NAME)", section);
 	}
-	if (strcasecmp(kind, "model") && strcasecmp(kind, "serve"))
+	if (strcasecmp(kind, "model") && strcasecmp(kind, "serve") && strcasecmp(kind, "pool"))
 		ps->sim_sections = 1;
 	if (model >= 0 && !strncasecmp(name, "accuracy@", 9))
 		return accuracy_at(ps, section, model, name, value);
@@ -654,7 +668,7 @@ static int handler(void *user, const char *section, const char *name, const char
 		snprintf(s->section, sizeof(s->section), "%s", section);
 	s->def = d;
 	s->line = ps->line;
-	if (!strcasecmp(kind, "serve"))
+	if (!strcasecmp(kind, "serve") || !strcasecmp(kind, "pool"))
 		return serve_key(ps, section, model, name, value);
 	return assign(ps, section, kind, model, d, value);
 }

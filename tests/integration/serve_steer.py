@@ -2,7 +2,8 @@
 (model, budget) option, the body reaches the worker with "model" and
 max_tokens / max_completion_tokens rewritten and every other byte as sent,
 x-erg-model and x-erg-budget say what was chosen; a request naming a model
-is untouched; --policy energy's shares follow the mix's weights; a config
+is untouched; a [pool NAME] steers among its models, and one that cannot
+reach the target answers 503 while the live view warns; --policy energy's shares follow the mix's weights; a config
 without steering sections answers "auto" 404; a bad --policy exits 2;
 /metrics parses with the Prometheus client and has the routing families."""
 import hashlib
@@ -10,6 +11,7 @@ import json
 import math
 import os
 import subprocess
+import time
 
 from serve_common import ERG, TMP, Serve, call, check, fail, log, start_backend
 from ergtest import skip
@@ -179,6 +181,49 @@ def main():
     check("auto" not in [m["id"] for m in call(plain, "GET", "/v1/models").json()["data"]],
           "/v1/models has no auto without steering")
     plain.stop()
+
+    # ---- pools: "model": POOL steers among the pool's models only; a pool
+    # whose models cannot reach the target answers 503 and the view warns ----
+    _, p_tiny = start_backend("w-tiny")
+    worker_of["tiny"] = "w-tiny"
+    pooled = (models + "[model tiny]\nparams = 1e8\nworker = 127.0.0.1:%d\n" % p_tiny +
+              "[pool cheap]\nmodels = tiny small\n[pool weak]\nmodels = tiny\n")
+    ps = Serve(STEER + pooled, "--threads", "2", "--no-energy", "0.2")
+    check("[pool weak]" in ps.stderr() and "503" in ps.stderr(),
+          "a pool that cannot reach the target: a warning at start naming it (%s)" %
+          [x for x in ps.stderr().splitlines() if "pool" in x])
+    ids = [m["id"] for m in call(ps, "GET", "/v1/models").json()["data"]]
+    check(ids == ["small", "big", "tiny", "auto", "cheap", "weak"], "/v1/models lists auto and the pools (%s)" % ids)
+    chosen = set()
+    for _ in range(40):
+        r = post(ps, '{"model":"cheap","messages":[]}')
+        if r.status != 200 or r.headers.get("x-erg-model") not in ("tiny", "small"):
+            fail("pool cheap: answered %d by %s" % (r.status, r.headers.get("x-erg-model")))
+        j = r.json()
+        if j["worker"] != worker_of[j["model"]] or not r.headers.get("x-erg-budget"):
+            fail("pool cheap: the chosen model's worker answers, with x-erg-budget")
+        chosen.add(j["model"])
+    check(chosen <= {"tiny", "small"}, "pool cheap: 40 answered by its models only (%s)" % sorted(chosen))
+    r = post(ps, '{"model":"weak","messages":[]}')
+    e = r.json().get("error", {}) if r.status == 503 else {}
+    check(r.status == 503 and e.get("code") == "no_option_meets_target" and "weak" in e.get("message", ""),
+          "pool weak: 503 with a JSON error naming the pool (%d %s)" % (r.status, e.get("message")))
+    r = post(ps, '{"model":"auto","messages":[]}')
+    check(r.status == 200, "auto beside them still routes")
+    fams = metrics(ps)
+    feas = {s.labels["pool"]: s.value for s in fams["erg_route_feasible"].samples}
+    refused = {s.labels["pool"]: s.value for s in fams["erg_route_refused"].samples}
+    check(feas == {"auto": 1, "cheap": 1, "weak": 0} and refused.get("weak") == 1 and refused.get("cheap") == 0,
+          "/metrics: erg_route_feasible %s, erg_route_refused_total %s by pool" % (feas, refused))
+    per_pool = {}
+    for s in fams["erg_route_requests"].samples:
+        per_pool.setdefault(s.labels["pool"], {})[s.labels["model"]] = per_pool.get(s.labels["pool"], {}).get(s.labels["model"], 0) + s.value
+    check(sum(per_pool["cheap"].values()) == 40 and set(per_pool["cheap"]) <= {"tiny", "small"},
+          "/metrics: the pool's 40 requests on its own options (%s)" % per_pool["cheap"])
+    time.sleep(0.5)
+    check(ps.stop() == 0, "erg serve with pools stops cleanly")
+    check("warning: weak:" in ps.stdout() and "cheap: policy energy" in ps.stdout(),
+          "the live view shows each pool and warns of the one that gets 503")
 
     # ---- --variance-aware: the dynamic policy on the ledger, every auto answered ----
     va = Serve(STEER + models, "--threads", "2", "--no-energy", "--variance-aware", "--json", "0.2")

@@ -1,6 +1,7 @@
-/* Steering of "model": "auto": the policies' choices against the accuracy
- * target and against policy_mean_only's weights, the estimates' guard
- * against bad figures. */
+/* Steering of "model": "auto" and of pools: the policies' choices against
+ * the accuracy target and against policy_mean_only's weights, a pool's
+ * choices within its models and its 503 when they cannot meet the target,
+ * the estimates' guard against bad figures. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -68,7 +69,7 @@ static int teardown(void **state)
 static struct router *new_router(enum router_policy p)
 {
 	char err[512] = "";
-	struct router *r = router_new(&sc, p, 0.0, err, sizeof(err));
+	struct router *r = router_new(&sc, p, 0.0, NULL, 0, err, sizeof(err));
 
 	if (!r)
 		fprintf(stderr, "router_new: %s\n", err);
@@ -114,7 +115,7 @@ static void test_rr_least_meet_target(void **state)
 		for (int i = 0; i < 40 * n_ok; i++) {
 			struct router_choice c;
 
-			assert_int_equal(router_choose(r, 0.001 * i, &c), 0);
+			assert_int_equal(router_choose(r, 0, 0.001 * i, &c), 0);
 			assert_true(c.option >= 0 && c.option < sc.n_opts);
 			assert_true(sc.opts[c.option].acc >= sc.acc_target);
 			assert_int_equal(c.model, sc.opts[c.option].model);
@@ -146,7 +147,7 @@ static void test_least_spreads(void **state)
 	}
 	assert_true(n_models >= 2);
 	for (int i = 0; i < 4 * n_models; i++) {	/* none released: they spread evenly */
-		assert_int_equal(router_choose(r, 0.0, &c), 0);
+		assert_int_equal(router_choose(r, 0, 0.0, &c), 0);
 		models[c.model]++;
 	}
 	for (int i = 0; i < sc.n_models; i++)
@@ -168,16 +169,16 @@ static void test_mix_policies_meet_target(void **state)
 		double acc = 0.0;
 		int n = 4000;
 
-		router_view(r, &v);
+		router_view(r, 0, &v);
 		assert_true(v.feasible);
 		assert_true(isnan(v.expected_accuracy));
 		for (int i = 0; i < n; i++) {
 			/* 20 a second, the scenario's rate, so slots roll over */
-			assert_int_equal(router_choose(r, i / 20.0, &c), 0);
+			assert_int_equal(router_choose(r, 0, i / 20.0, &c), 0);
 			acc += sc.opts[c.option].acc;
 			router_release(r, c.option);
 		}
-		router_view(r, &v);
+		router_view(r, 0, &v);
 		assert_int_equal(v.routed, (uint64_t)n);
 		assert_int_equal(v.refused, 0);
 		assert_double_equal(v.expected_accuracy, acc / n, 1e-9);
@@ -206,7 +207,7 @@ static void test_energy_shares_match_mean_only(void **state)
 	for (int i = 0; i < n; i++) {
 		struct router_choice c;
 
-		assert_int_equal(router_choose(r, 0.0, &c), 0);
+		assert_int_equal(router_choose(r, 0, 0.0, &c), 0);
 		count[c.option]++;
 	}
 	for (int i = 0; i < sc.n_opts; i++) {
@@ -216,14 +217,14 @@ static void test_energy_shares_match_mean_only(void **state)
 		for (int k = 0; k < mx.n; k++)
 			if (mx.opt[k] == i)
 				w = mx.w[k];
-		assert_int_equal(router_option_view(r, i, &ov), 0);
+		assert_int_equal(router_option_view(r, 0, i, &ov), 0);
 		assert_double_equal(ov.weight, w, 1e-9);
 		assert_int_equal(ov.routed, count[i]);
 		assert_double_equal(ov.share, (double)count[i] / n, 1e-12);
 		assert_true(fabs((double)count[i] / n - w) <= (double)mx.n / n);
 	}
-	assert_int_equal(router_option_view(r, -1, &(struct router_option_view){ 0 }), -1);
-	assert_int_equal(router_option_view(r, sc.n_opts, &(struct router_option_view){ 0 }), -1);
+	assert_int_equal(router_option_view(r, 0, -1, &(struct router_option_view){ 0 }), -1);
+	assert_int_equal(router_option_view(r, 0, sc.n_opts, &(struct router_option_view){ 0 }), -1);
 	router_free(r);
 }
 
@@ -242,21 +243,21 @@ static void test_measured_rejects_bad(void **state)
 	assert_false(router_measured(r, 0, prior * ROUTER_ABSURD * 2.0));
 	assert_false(router_measured(r, -1, prior));
 	assert_false(router_measured(r, sc.n_opts, prior));
-	assert_int_equal(router_option_view(r, 0, &ov), 0);
+	assert_int_equal(router_option_view(r, 0, 0, &ov), 0);
 	assert_int_equal(ov.measured, 0);
 	assert_int_equal(ov.rejected, 5);
 	for (int i = 0; i < 20; i++)
 		assert_true(router_measured(r, 0, 2.0 * prior));
 	assert_false(router_measured(r, 0, 2.0 * prior * ROUTER_ABSURD * 2.0));
 	router_slot(r, &(struct router_ledger){ .now_s = 1.0 });
-	assert_int_equal(router_option_view(r, 0, &ov), 0);
+	assert_int_equal(router_option_view(r, 0, 0, &ov), 0);
 	assert_int_equal(ov.measured, 20);
 	assert_int_equal(ov.rejected, 6);
 	/* 20 measurements of 2x the prior, the prior counted as 5 */
 	double want = (ROUTER_PRIOR_WEIGHT * 2.0 * prior + 20 * 2.0 * prior) / (ROUTER_PRIOR_WEIGHT + 20);
 	assert_double_equal(ov.j_mean, want, 1e-9 * want);
 	/* options not measured yet scale with what measured ones cost */
-	assert_int_equal(router_option_view(r, 1, &ov), 0);
+	assert_int_equal(router_option_view(r, 0, 1, &ov), 0);
 	assert_double_equal(ov.j_mean, 2.0 * sc.opts[1].m, 1e-9 * sc.opts[1].m);
 	router_free(r);
 }
@@ -291,7 +292,7 @@ static void test_choose_many_no_alloc(void **state)
 			router_slot(r, &(struct router_ledger){ .now_s = t, .supply_per_slot = 15000.0 });
 			struct mallinfo2 before = mallinfo2();
 			for (int i = 0; i < 5000; i++, t += 0.01) {
-				assert_int_equal(router_choose(r, t, &c), 0);
+				assert_int_equal(router_choose(r, 0, t, &c), 0);
 				assert_true(c.option >= 0 && c.option < sc.n_opts);
 				router_measured(r, c.option, sc.opts[c.option].m);
 				router_release(r, c.option);
@@ -301,6 +302,85 @@ static void test_choose_many_no_alloc(void **state)
 		}
 		router_free(r);
 	}
+}
+
+/* A pool chooses only among its models' options, under every policy; a
+ * pool whose models cannot reach the target refuses (503) and says so,
+ * while "auto" beside it still routes. */
+static void test_pools(void **state)
+{
+	const enum router_policy pols[] = { ROUTER_RR, ROUTER_LEAST, ROUTER_ENERGY, ROUTER_VARIANCE };
+	/* 1.5B and 8B (8B@16384 reaches 0.60); 1.5B alone (it does not) */
+	const uint32_t pools[2] = { 1u << 0 | 1u << 1, 1u << 0 };
+	char err[512] = "";
+
+	(void)state;
+	for (size_t p = 0; p < sizeof(pols) / sizeof(pols[0]); p++) {
+		struct router *r = router_new(&sc, pols[p], 0.0, pools, 2, err, sizeof(err));
+		struct router_choice c;
+		struct router_view v;
+		double acc = 0.0;
+		int n = 200;
+
+		assert_non_null(r);
+		assert_int_equal(router_groups(r), 3);
+		for (int i = 0; i < n; i++) {
+			assert_int_equal(router_choose(r, 1, i / 20.0, &c), 0);
+			assert_true(c.model == 0 || c.model == 1);
+			acc += sc.opts[c.option].acc;
+			router_release(r, c.option);
+		}
+		/* the mix policies meet the target on average, rr and least per request */
+		assert_true(acc / n >= sc.acc_target - 0.01);
+		router_view(r, 1, &v);
+		assert_true(v.feasible);
+		assert_int_equal(v.routed, (uint64_t)n);
+		/* the options of 32B and 70B are not the pool's */
+		for (int i = 0; i < sc.n_opts; i++) {
+			struct router_option_view ov;
+
+			assert_int_equal(router_option_view(r, 1, i, &ov) == 0, sc.opts[i].model <= 1);
+			assert_int_equal(router_option_view(r, 2, i, &ov) == 0, sc.opts[i].model == 0);
+		}
+		for (int i = 0; i < 5; i++)
+			assert_int_equal(router_choose(r, 2, 0.0, &c), -1);
+		router_view(r, 2, &v);
+		assert_false(v.feasible);
+		assert_int_equal(v.refused, 5);
+		assert_int_equal(v.routed, 0);
+		assert_int_equal(router_choose(r, 0, 0.0, &c), 0);
+		router_view(r, 0, &v);
+		assert_true(v.feasible);
+		assert_int_equal(v.routed, 1);
+		assert_int_equal(v.refused, 0);
+		assert_int_equal(router_choose(r, 3, 0.0, &c), -1);	/* no such group */
+		router_free(r);
+	}
+}
+
+/* Estimates are the router's: what a pool's requests measured moves the
+ * estimate "auto" routes on. */
+static void test_pool_estimates_shared(void **state)
+{
+	const uint32_t pools[1] = { 1u << 1 };	/* 8B */
+	struct router *r = router_new(&sc, ROUTER_ENERGY, 0.0, pools, 1, NULL, 0);
+	struct router_option_view before, after;
+	int o = -1;
+
+	(void)state;
+	assert_non_null(r);
+	for (int i = 0; i < sc.n_opts && o < 0; i++)
+		if (sc.opts[i].model == 1)
+			o = i;
+	assert_int_equal(router_option_view(r, 0, o, &before), 0);
+	for (int i = 0; i < 50; i++)
+		assert_true(router_measured(r, o, 3.0 * before.j_mean));
+	router_slot(r, NULL);
+	assert_int_equal(router_option_view(r, 0, o, &after), 0);
+	assert_true(after.j_mean > 2.0 * before.j_mean);
+	assert_int_equal(router_option_view(r, 1, o, &before), 0);
+	assert_double_equal(before.j_mean, after.j_mean, 1e-9);
+	router_free(r);
 }
 
 int main(void)
@@ -314,6 +394,8 @@ int main(void)
 		cmocka_unit_test(test_measured_rejects_bad),
 		cmocka_unit_test(test_track_take),
 		cmocka_unit_test(test_choose_many_no_alloc),
+		cmocka_unit_test(test_pools),
+		cmocka_unit_test(test_pool_estimates_shared),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -169,6 +169,48 @@ static void test_steering(void **state)
 	assert_non_null(strstr(err, "accuracy_target"));
 }
 
+/* [pool NAME] models = ...: resolved after every [model]; its name is not a
+ * model's or "auto"; it needs steering; errors name file, line and pool. */
+static void test_pools(void **state)
+{
+	static const char steer[] =
+		"[scaling]\neta = 2e11\na0 = -2.523\na1 = 0.091\nbeta = 0.1086\na_max = 0.95\n"
+		"[workload]\ntasks_per_slot = 20\ninput_tokens = 500\nbudgets = 256, 4096\n"
+		"reasoning_sigma = 0.8\nreasoning_median = 0.5\naccuracy_target = 0.5\n"
+		"[cost]\nc_a = 1\nc_w = 1\n";	/* 16 lines */
+	char text[1024];
+
+	(void)state;
+	snprintf(text, sizeof(text), "%s[pool fast]\nmodels = small, tiny\n[pool all]\nmodels = big small\n"
+		 "[model small]\nparams = 8e9\nworker = 127.0.0.1:8091\n"
+		 "[model big]\nparams = 70e9\nworker = 127.0.0.1:8092\n"
+		 "[model tiny]\nparams = 1e9\nworker = 127.0.0.1:8093\n", steer);
+	assert_int_equal(load(text), 0);
+	assert_int_equal(cfg.n_pools, 2);
+	assert_string_equal(cfg.pools[0].name, "fast");
+	assert_int_equal(cfg.pools[0].models, 1u << 0 | 1u << 2);
+	assert_int_equal(cfg.pools[0].line, 18);
+	assert_int_equal(cfg.pools[1].models, 1u << 0 | 1u << 1);
+	assert_int_equal(serve_config_pool(&cfg, "all"), 1);
+	assert_int_equal(serve_config_pool(&cfg, "small"), -1);
+	serve_config_free(&cfg);
+
+	snprintf(text, sizeof(text), "%s[model a]\nparams = 70e9\nworker = 127.0.0.1:1\n[pool p]\nmodels = a b\n", steer);
+	assert_error(text, 21, "[pool p] models: no [model b]");
+	snprintf(text, sizeof(text), "%s[model a]\nparams = 70e9\nworker = 127.0.0.1:1\n[pool a]\nmodels = a\n", steer);
+	assert_error(text, 21, "[pool a]: that name is taken");
+	snprintf(text, sizeof(text), "%s[model a]\nparams = 70e9\nworker = 127.0.0.1:1\n[pool auto]\nmodels = a\n", steer);
+	assert_error(text, 21, "[pool auto]: that name is taken");
+	snprintf(text, sizeof(text), "%s[model a]\nparams = 70e9\nworker = 127.0.0.1:1\n[pool p]\nmodels =\n", steer);
+	assert_error(text, 21, "name at least one model");
+	snprintf(text, sizeof(text), "%s[model a]\nparams = 70e9\nworker = 127.0.0.1:1\n[pool p]\nsize = 2\n", steer);
+	assert_error(text, 21, "unknown key 'size' in [pool p]");
+	snprintf(text, sizeof(text), "%s[model a]\nparams = 70e9\nworker = 127.0.0.1:1\n[pool]\nmodels = a\n", steer);
+	assert_error(text, 21, "needs a pool name");
+	assert_error("[model a]\nparams = 1e9\nworker = 127.0.0.1:1\n[pool p]\nmodels = a\n", 5,
+		     "[pool p]: a pool is steered");
+}
+
 static void write_at(const char *rel, const char *text)
 {
 	char p[512];
@@ -290,6 +332,7 @@ int main(void)
 		cmocka_unit_test(test_full_file),
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_steering),
+		cmocka_unit_test(test_pools),
 		cmocka_unit_test(test_pid_from_fake_proc),
 		cmocka_unit_test(test_pid_from_real_socket),
 		cmocka_unit_test(test_upstream_pick),

@@ -310,31 +310,46 @@ static void route_family(struct prom_buf *b, const struct prom_steering *st, con
 	for (size_t i = 0; i < st->n_routes; i++) {
 		const struct prom_route *r = &st->routes[i];
 		char budget[16];
-		struct prom_label l[2] = { { "model", r->model }, { "budget", budget } };
+		struct prom_label l[3] = { { "pool", r->pool }, { "model", r->model }, { "budget", budget } };
 		double v = what == 0 ? r->share : what == 1 ? r->weight :
 			   what == 2 ? (double)r->routed : r->joules_per_request;
 
 		snprintf(budget, sizeof(budget), "%u", r->budget);
-		prom_sample(b, name, l, 2, v);
+		prom_sample(b, name, l, 3, v);
+	}
+}
+
+static void group_family(struct prom_buf *b, const struct prom_steering *st, const char *name,
+			 enum prom_type type, const char *help, int what)
+{
+	prom_family(b, name, type, help);
+	for (size_t i = 0; i < st->n_groups; i++) {
+		const struct prom_route_group *g = &st->groups[i];
+		struct prom_label l[1] = { { "pool", g->pool } };
+
+		prom_sample(b, name, l, 1, what == 0 ? g->expected_accuracy : what == 1 ? (double)g->refused
+							 : g->feasible ? 1.0 : 0.0);
 	}
 }
 
 void prom_render_steering(struct prom_buf *b, const struct prom_steering *st)
 {
 	route_family(b, st, "erg_route_share", PROM_GAUGE,
-		     "Share of \"model\": \"auto\" requests routed to the option so far", 0);
-	route_family(b, st, "erg_route_weight", PROM_GAUGE, "The option's weight in the routing mix now", 1);
-	route_family(b, st, "erg_route_requests_total", PROM_COUNTER, "auto requests routed to the option", 2);
+		     "Share of the pool's steered requests (\"model\": \"auto\" or a pool) routed to the "
+		     "option so far", 0);
+	route_family(b, st, "erg_route_weight", PROM_GAUGE, "The option's weight in the pool's routing mix now", 1);
+	route_family(b, st, "erg_route_requests_total", PROM_COUNTER,
+		     "Steered requests of the pool routed to the option", 2);
 	route_family(b, st, "erg_route_joules_per_request", PROM_GAUGE,
 		     "Estimated joules per request of the option (priors, then measurements)", 3);
-	prom_family(b, "erg_expected_accuracy", PROM_GAUGE,
-		    "Mean expected accuracy of the auto requests routed so far");
-	prom_sample(b, "erg_expected_accuracy", NULL, 0, st->expected_accuracy);
+	group_family(b, st, "erg_expected_accuracy", PROM_GAUGE,
+		     "Mean expected accuracy of the pool's steered requests so far", 0);
 	prom_family(b, "erg_accuracy_target", PROM_GAUGE, "The config's accuracy target");
 	prom_sample(b, "erg_accuracy_target", NULL, 0, st->accuracy_target);
-	prom_family(b, "erg_route_refused_total", PROM_COUNTER,
-		    "auto requests answered 503: no option meets the accuracy target");
-	prom_sample(b, "erg_route_refused_total", NULL, 0, (double)st->refused);
+	group_family(b, st, "erg_route_refused_total", PROM_COUNTER,
+		     "Steered requests answered 503: no option of the pool meets the accuracy target", 1);
+	group_family(b, st, "erg_route_feasible", PROM_GAUGE,
+		     "1 if the pool's options can meet the accuracy target, 0 if its requests get 503", 2);
 }
 
 void prom_render_erg(struct prom_buf *b, const struct prom_erg *in)

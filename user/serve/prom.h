@@ -94,8 +94,10 @@ struct prom_ledger {
 /* The ledger's totals, storage level and regime now. */
 void prom_ledger_from(struct prom_ledger *out, const struct ledger *l);
 
-/* One (model, budget) option of the router. */
+/* One (model, budget) option as one group of the router sees it: "auto"
+ * or a [pool NAME]. */
 struct prom_route {
+	const char *pool;
 	const char *model;
 	unsigned budget;
 	double share, weight;
@@ -103,12 +105,20 @@ struct prom_route {
 	double joules_per_request;
 };
 
+/* A group of steered requests: "auto" or a pool. */
+struct prom_route_group {
+	const char *pool;
+	double expected_accuracy;	/* NAN before its first request */
+	uint64_t refused;
+	bool feasible;			/* its policy can meet the target */
+};
+
 struct prom_steering {
 	const struct prom_route *routes;
 	size_t n_routes;
-	double expected_accuracy;	/* NAN before the first auto request */
+	const struct prom_route_group *groups;
+	size_t n_groups;
 	double accuracy_target;
-	uint64_t refused;
 };
 
 struct prom_erg {

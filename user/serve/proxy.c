@@ -504,10 +504,11 @@ static void on_head(struct conn *c)
 	}
 }
 
-/* "model": "auto": the router picks the option, the body names its model
- * and budget (rewritten into the thread's scratch buffer, then swapped in:
- * no allocation once both have grown). */
-static void steer(struct conn *c)
+/* "model": "auto" (group 0) or a pool's name (group 1 + its index): the
+ * router picks the option, the body names its model and budget (rewritten
+ * into the thread's scratch buffer, then swapped in: no allocation once
+ * both have grown). */
+static void steer(struct conn *c, int group)
 {
 	struct proxy *p = c->t->p;
 	struct request *r = &c->req;
@@ -522,9 +523,17 @@ static void steer(struct conn *c)
 			     "so name a model (GET /v1/models lists them)", "model_not_found", false);
 		return;
 	}
-	if (router_choose(p->o.router, c->t->now, &ch)) {
-		client_error(c, 503, "no (model, budget) option of the config meets its accuracy target; "
-			     "lower [workload] accuracy_target or name a model", "no_option_meets_target", false);
+	if (router_choose(p->o.router, group, c->t->now, &ch)) {
+		char msg[SERVE_NAME_LEN + 200];
+
+		if (group > 0)
+			snprintf(msg, sizeof(msg), "no (model, budget) option of the pool '%s' meets the accuracy "
+				 "target; add a more accurate model to [pool %s] or name a model",
+				 p->cfg->pools[group - 1].name, p->cfg->pools[group - 1].name);
+		else
+			snprintf(msg, sizeof(msg), "no (model, budget) option of the config meets its accuracy "
+				 "target; lower [workload] accuracy_target or name a model");
+		client_error(c, 503, msg, "no_option_meets_target", false);
 		return;
 	}
 	r->pub.steered = true;
@@ -574,7 +583,13 @@ static void on_completion_request(struct conn *c)
 	r->pub.model = serve_config_model(p->cfg, model->valuestring);
 	if (r->pub.model < 0 && !strcmp(model->valuestring, "auto")) {
 		cJSON_Delete(root);
-		steer(c);
+		steer(c, 0);
+		return;
+	}
+	int pool = r->pub.model < 0 ? serve_config_pool(p->cfg, model->valuestring) : -1;
+	if (pool >= 0) {
+		cJSON_Delete(root);
+		steer(c, 1 + pool);
 		return;
 	}
 	if (r->pub.model < 0) {

@@ -100,16 +100,17 @@ char *reply_models_body(const struct serve_config *cfg)
 		cJSON_AddStringToObject(m, "owned_by", "erg");
 		cJSON_AddItemToArray(data, m);
 	}
-	if (data && cfg->steering && serve_config_model(cfg, "auto") < 0) {
+	/* erg picks model and budget: among every model, or a pool's */
+	for (size_t i = 0; data && cfg->steering && i <= cfg->n_pools; i++) {
 		cJSON *m = cJSON_CreateObject();
 
-		if (m) {	/* erg picks model and budget */
-			cJSON_AddStringToObject(m, "id", "auto");
-			cJSON_AddStringToObject(m, "object", "model");
-			cJSON_AddNumberToObject(m, "created", 0);
-			cJSON_AddStringToObject(m, "owned_by", "erg");
-			cJSON_AddItemToArray(data, m);
-		}
+		if (!m)
+			break;
+		cJSON_AddStringToObject(m, "id", i == 0 ? "auto" : cfg->pools[i - 1].name);
+		cJSON_AddStringToObject(m, "object", "model");
+		cJSON_AddNumberToObject(m, "created", 0);
+		cJSON_AddStringToObject(m, "owned_by", "erg");
+		cJSON_AddItemToArray(data, m);
 	}
 	body = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);

@@ -29,16 +29,13 @@ struct dyn_build {
 	bool have_table;
 };
 
-struct router {
-	const struct scenario *sc;
-	enum router_policy policy;
-	int n;
-	pthread_mutex_t lock;		/* guards everything below */
-	struct task_option opts[SCEN_MAX_OPTIONS];	/* what the policies use now */
-	double prior_m[SCEN_MAX_OPTIONS], prior_v[SCEN_MAX_OPTIONS];
-	struct option_estimate est[SCEN_MAX_OPTIONS];
-	uint64_t routed[SCEN_MAX_OPTIONS];
-	unsigned outstanding[SCEN_MAX_MODELS];
+/* The options one kind of steered request chooses among: "auto" (every
+ * model) or a [pool NAME]; each has its own mix, dynamic policy and slot
+ * figures, the estimates are the router's. Option indices are the
+ * scenario's throughout. */
+struct route_group {
+	uint32_t models;		/* bit k: model k */
+	int n_opts, opt[SCEN_MAX_OPTIONS];
 	bool feasible;
 	struct mix mix;
 	struct swrr rr;
@@ -48,14 +45,29 @@ struct router {
 	struct dyn_build dyn[2];
 	int cur;
 	struct sim_dyn_state dstate;
-	double slot_seconds, slot_start;
+	double slot_start;
 	bool aligned;			/* slot_start on the ledger's slots */
 	double committed, arrivals, rate;	/* this slot; tasks per slot (EWMA) */
 	double supply;				/* J per slot the dynamic policy may spend */
-	double storage, capacity;
 	double acc_sum;
 	uint64_t total, refused;
+	uint64_t routed[SCEN_MAX_OPTIONS];
+};
+
+struct router {
+	const struct scenario *sc;
+	enum router_policy policy;
+	int n;
+	pthread_mutex_t lock;		/* guards everything below */
+	struct task_option opts[SCEN_MAX_OPTIONS];	/* what the policies use now */
+	double prior_m[SCEN_MAX_OPTIONS], prior_v[SCEN_MAX_OPTIONS];
+	struct option_estimate est[SCEN_MAX_OPTIONS];
+	unsigned outstanding[SCEN_MAX_MODELS];
+	double slot_seconds;
+	double storage, capacity;
 	struct { uint64_t id; int opt; } track[ROUTER_TRACK];
+	int n_groups;
+	struct route_group g[ROUTER_MAX_GROUPS];
 };
 
 static const char *const policy_names[] = { "rr", "least", "energy", "variance" };
@@ -102,14 +114,14 @@ static void estimate(const struct router *r, const struct option_estimate *est, 
 	}
 }
 
-static void problem(const struct router *r, const struct task_option *opts, double rate,
+static void problem(const struct router *r, const struct task_option *opts, int n, double rate,
 		    struct policy_problem *pb)
 {
 	const struct scenario *sc = r->sc;
 	double ratio = sc->arrivals.var_ratio >= 1.0 ? sc->arrivals.var_ratio : 1.0;
 
 	*pb = (struct policy_problem){
-		.opts = opts, .n_opts = r->n, .acc_target = sc->acc_target, .mu_max = INFINITY,
+		.opts = opts, .n_opts = n, .acc_target = sc->acc_target, .mu_max = INFINITY,
 		.arr = { .mean = rate, .var = rate * ratio }, .how = REALISE_SWRR,
 		.c_e = sc->c_e, .c_a = sc->c_a, .c_w = sc->c_w,
 		.storage = isinf(sc->storage) ? 0.0 : sc->storage,
@@ -126,118 +138,161 @@ static bool same_mix(const struct mix *a, const struct mix *b)
 	return true;
 }
 
-/* Put the router's slot boundaries on the ledger's (once; roll_slot keeps
+/* Put a group's slot boundaries on the ledger's (once; roll_slot keeps
  * the phase after): the slot that holds now starts at ledger_start + k slots.
  * What was committed since the ledger's slot began stays committed. Lock
  * held. */
-static void align_slots(struct router *r, double ledger_start_s, double now_s)
+static void align_slots(struct router *r, struct route_group *g, double ledger_start_s, double now_s)
 {
 	double k = floor((now_s - ledger_start_s) / r->slot_seconds);
 
-	if (r->aligned)
+	if (g->aligned)
 		return;
-	r->slot_start = ledger_start_s + k * r->slot_seconds;
-	r->aligned = true;
+	g->slot_start = ledger_start_s + k * r->slot_seconds;
+	g->aligned = true;
 }
 
-void router_slot(struct router *r, const struct router_ledger *in)
+/* The mix's and the ladder's options, from the group's own numbering to
+ * the scenario's. */
+static void mix_to_scenario(const struct route_group *g, struct mix *mx)
 {
-	struct option_estimate est[SCEN_MAX_OPTIONS];
-	struct task_option *opts = malloc(sizeof(struct task_option) * SCEN_MAX_OPTIONS);
+	for (int i = 0; i < mx->n; i++)
+		mx->opt[i] = g->opt[mx->opt[i]];
+}
+
+/* One group's mix and dynamic policy from the estimates (opts: the
+ * scenario's options); supply: J per slot for this group's requests. Lock
+ * not held: only this thread writes a group's spare table. */
+static void group_slot(struct router *r, int gi, const struct task_option *opts, double rate,
+		       double supply_in, struct task_option *work)
+{
+	struct route_group *g = &r->g[gi];
 	struct policy_problem pb;
-	struct mix mix = { 0 };
-	double rate, supply;
-	int spare;
+	struct mix mix = { 0 }, ref;
+	double mu = 0.0, supply;
+	int spare = 1 - g->cur;
 
-	if (!opts)
-		return;	/* the last estimates stay */
-	pthread_mutex_lock(&r->lock);
-	memcpy(est, r->est, sizeof(est[0]) * (size_t)r->n);
-	rate = r->rate;
-	spare = 1 - r->cur;
-	if (in) {
-		r->storage = in->storage;
-		r->capacity = in->storage_capacity;
-		if (isfinite(in->slot_start_s) && in->now_s >= in->slot_start_s)
-			align_slots(r, in->slot_start_s, in->now_s);
-	}
-	pthread_mutex_unlock(&r->lock);
-
-	estimate(r, est, opts);
-	problem(r, opts, rate > 0.0 ? rate : 1.0, &pb);
-	bool feasible = (r->policy == ROUTER_VARIANCE ? policy_variance_aware(&pb, &mix)
+	for (int i = 0; i < g->n_opts; i++)
+		work[i] = opts[g->opt[i]];
+	problem(r, work, g->n_opts, rate > 0.0 ? rate : 1.0, &pb);
+	bool feasible = g->n_opts > 0 &&
+			(r->policy == ROUTER_VARIANCE ? policy_variance_aware(&pb, &mix)
 						      : policy_mean_only(&pb, &mix)) == 0;
 	/* the dynamic policy spends the ledger's supply, else the critical
 	 * supply b*: the mean-only mix's demand at this rate */
-	struct mix ref;
-	double mu = 0.0;
-	if (policy_mean_only(&pb, &ref) == 0)
+	bool have_ref = g->n_opts > 0 && policy_mean_only(&pb, &ref) == 0;
+	if (have_ref)
 		policy_mix_moments(&pb, &ref, &mu, NULL, NULL);
-	supply = in && in->supply_per_slot > 0.0 ? in->supply_per_slot : mu;
+	supply = supply_in > 0.0 ? supply_in : mu;
 
-	struct dyn_build *db = &r->dyn[spare];
+	struct dyn_build *db = &g->dyn[spare];
 	bool dynamic = false;
-	if (r->policy == ROUTER_VARIANCE && feasible && supply > 0.0) {
+	if (r->policy == ROUTER_VARIANCE && feasible && have_ref && supply > 0.0) {
 		double noise = 0.0;
 
 		for (int i = 0; i < ref.n; i++)
-			noise += ref.w[i] * opts[ref.opt[i]].v;
+			noise += ref.w[i] * work[ref.opt[i]].v;
 		db->dp = (struct dyn_policy){
 			.acc_target = r->sc->acc_target,
 			.horizon_tasks = r->sc->dyn_horizon_slots * (rate > 1.0 ? rate : 1.0),
 			.max_dip = r->sc->dyn_max_dip,
 		};
-		policy_ladder(opts, r->n, &db->dp.ladder);
+		policy_ladder(work, g->n_opts, &db->dp.ladder);
+		for (int k = 0; k < db->dp.ladder.n; k++)
+			db->dp.ladder.opt[k] = g->opt[db->dp.ladder.opt[k]];
 		db->have_table = r->capacity == 0.0 &&
 				 policy_dynamic_table(&db->table, &db->dp.ladder, r->sc->acc_target, rate,
 						      supply, rate * noise, r->sc->c_a, r->sc->c_w) == 0;
 		db->dp.table = db->have_table ? &db->table : NULL;
 		dynamic = db->dp.ladder.n > 0;
 	}
+	mix_to_scenario(g, &mix);
 
 	pthread_mutex_lock(&r->lock);
-	memcpy(r->opts, opts, sizeof(opts[0]) * (size_t)r->n);
-	r->feasible = feasible;
-	if (feasible && !same_mix(&mix, &r->mix)) {
-		r->mix = mix;
-		swrr_init_mix(&r->rr, &r->mix);
+	g->feasible = feasible;
+	if (feasible && !same_mix(&mix, &g->mix)) {
+		g->mix = mix;
+		swrr_init_mix(&g->rr, &g->mix);
 	}
-	r->n_ok = 0;
+	g->n_ok = 0;
 	for (int k = 0; k < SCEN_MAX_MODELS; k++)
-		r->cheapest[k] = -1;
-	for (int i = 0; i < r->n; i++)
-		if (opts[i].acc >= r->sc->acc_target) {
-			int k = opts[i].model;
+		g->cheapest[k] = -1;
+	for (int i = 0; i < g->n_opts; i++) {
+		int o = g->opt[i];
 
-			r->ok[r->n_ok++] = i;
-			if (r->cheapest[k] < 0 || opts[i].m < opts[r->cheapest[k]].m)
-				r->cheapest[k] = i;
+		if (opts[o].acc >= r->sc->acc_target) {
+			int k = opts[o].model;
+
+			g->ok[g->n_ok++] = o;
+			if (g->cheapest[k] < 0 || opts[o].m < opts[g->cheapest[k]].m)
+				g->cheapest[k] = o;
 		}
-	if (dynamic) {
-		r->cur = spare;
-		/* decisions go on with the new table; the old one is no one's now */
 	}
-	r->dynamic = dynamic;
-	r->supply = supply;
+	if (dynamic)
+		g->cur = spare;	/* decisions go on with the new table */
+	g->dynamic = dynamic;
+	g->supply = supply;
 	pthread_mutex_unlock(&r->lock);
-	if (dynamic && r->dyn[1 - spare].have_table) {
-		policy_dynamic_table_free(&r->dyn[1 - spare].table);
-		r->dyn[1 - spare].have_table = false;
+	/* the old table is no one's now */
+	if (dynamic && g->dyn[1 - spare].have_table) {
+		policy_dynamic_table_free(&g->dyn[1 - spare].table);
+		g->dyn[1 - spare].have_table = false;
 	} else if (!dynamic && db->have_table) {
 		policy_dynamic_table_free(&db->table);
 		db->have_table = false;
 	}
+}
+
+void router_slot(struct router *r, const struct router_ledger *in)
+{
+	struct option_estimate est[SCEN_MAX_OPTIONS];
+	struct task_option *opts = malloc(sizeof(struct task_option) * SCEN_MAX_OPTIONS * 2);
+	double rate[ROUTER_MAX_GROUPS], rates = 0.0;
+
+	if (!opts)
+		return;	/* the last estimates stay */
+	pthread_mutex_lock(&r->lock);
+	memcpy(est, r->est, sizeof(est[0]) * (size_t)r->n);
+	for (int gi = 0; gi < r->n_groups; gi++) {
+		rate[gi] = r->g[gi].rate;
+		rates += rate[gi] > 0.0 ? rate[gi] : 0.0;
+	}
+	if (in) {
+		r->storage = in->storage;
+		r->capacity = in->storage_capacity;
+		if (isfinite(in->slot_start_s) && in->now_s >= in->slot_start_s)
+			for (int gi = 0; gi < r->n_groups; gi++)
+				align_slots(r, &r->g[gi], in->slot_start_s, in->now_s);
+	}
+	pthread_mutex_unlock(&r->lock);
+
+	estimate(r, est, opts);
+	for (int gi = 0; gi < r->n_groups; gi++) {
+		/* the ledger's supply, shared by the groups as their requests are */
+		double share = r->n_groups == 1 ? 1.0 : rates > 0.0 ? fmax(rate[gi], 0.0) / rates
+								   : 1.0 / r->n_groups;
+		double supply = in && in->supply_per_slot > 0.0 ? in->supply_per_slot * share : 0.0;
+
+		group_slot(r, gi, opts, rate[gi], supply, opts + SCEN_MAX_OPTIONS);
+	}
+	pthread_mutex_lock(&r->lock);
+	memcpy(r->opts, opts, sizeof(opts[0]) * (size_t)r->n);
+	pthread_mutex_unlock(&r->lock);
 	free(opts);
 }
 
 struct router *router_new(const struct scenario *sc, enum router_policy policy, double now_s,
-			  char *err, size_t errlen)
+			  const uint32_t *pool_models, int n_pools, char *err, size_t errlen)
 {
 	struct router *r;
 
 	if (sc->n_opts <= 0) {
 		errbuf_set(err, errlen, "%s: no (model, budget) options to steer to: add [scaling], "
 			   "[workload] budgets and accuracy_target, and [cost] (docs/sim.md)", sc->path);
+		return NULL;
+	}
+	if (n_pools < 0 || n_pools + 1 > ROUTER_MAX_GROUPS) {
+		errbuf_set(err, errlen, "%s: more than %d pools", sc->path, ROUTER_MAX_GROUPS - 1);
 		return NULL;
 	}
 	r = calloc(1, sizeof(*r));
@@ -252,12 +307,22 @@ struct router *router_new(const struct scenario *sc, enum router_policy policy, 
 	for (int i = 0; i < r->n; i++) {
 		r->prior_m[i] = sc->opts[i].m;
 		r->prior_v[i] = sc->opts[i].v;
+		r->opts[i] = sc->opts[i];
 	}
 	for (int i = 0; i < ROUTER_TRACK; i++)
 		r->track[i].opt = -1;
 	r->slot_seconds = sc->slot_seconds > 0.0 ? sc->slot_seconds : 1.0;
-	r->slot_start = now_s;
-	r->rate = sc->arrivals.per_slot > 0.0 ? sc->arrivals.per_slot : 1.0;
+	r->n_groups = 1 + n_pools;
+	for (int gi = 0; gi < r->n_groups; gi++) {
+		struct route_group *g = &r->g[gi];
+
+		g->models = gi == 0 ? ~0u : pool_models[gi - 1];
+		for (int i = 0; i < r->n; i++)
+			if ((unsigned)sc->opts[i].model < 32 && (g->models >> sc->opts[i].model & 1u))
+				g->opt[g->n_opts++] = i;
+		g->slot_start = now_s;
+		g->rate = sc->arrivals.per_slot > 0.0 ? sc->arrivals.per_slot : 1.0;
+	}
 	router_slot(r, NULL);
 	return r;
 }
@@ -266,44 +331,50 @@ void router_free(struct router *r)
 {
 	if (!r)
 		return;
-	for (int i = 0; i < 2; i++)
-		if (r->dyn[i].have_table)
-			policy_dynamic_table_free(&r->dyn[i].table);
+	for (int gi = 0; gi < r->n_groups; gi++)
+		for (int i = 0; i < 2; i++)
+			if (r->g[gi].dyn[i].have_table)
+				policy_dynamic_table_free(&r->g[gi].dyn[i].table);
 	pthread_mutex_destroy(&r->lock);
 	free(r);
+}
+
+int router_groups(const struct router *r)
+{
+	return r->n_groups;
 }
 
 /* ---- the hot path ---- */
 
 /* A new slot: last slot's arrivals into the rate, nothing committed yet. */
-static void roll_slot(struct router *r, double now_s)
+static void roll_slot(struct router *r, struct route_group *g, double now_s)
 {
-	double gone = floor((now_s - r->slot_start) / r->slot_seconds);
+	double gone = floor((now_s - g->slot_start) / r->slot_seconds);
 
 	if (gone < 1.0)
 		return;
-	r->rate = (1.0 - RATE_EWMA) * r->rate + RATE_EWMA * r->arrivals;
+	g->rate = (1.0 - RATE_EWMA) * g->rate + RATE_EWMA * g->arrivals;
 	if (gone > 1.0)	/* empty slots in between */
-		r->rate *= pow(1.0 - RATE_EWMA, gone - 1.0);
-	r->arrivals = 0.0;
-	r->committed = 0.0;
-	r->slot_start += gone * r->slot_seconds;
+		g->rate *= pow(1.0 - RATE_EWMA, gone - 1.0);
+	g->arrivals = 0.0;
+	g->committed = 0.0;
+	g->slot_start += gone * r->slot_seconds;
 }
 
-static int choose_locked(struct router *r, double now_s)
+static int choose_locked(struct router *r, struct route_group *g, double now_s)
 {
 	switch (r->policy) {
 	case ROUTER_RR: {
-		int o = r->ok[r->rr_next % r->n_ok];
+		int o = g->ok[g->rr_next % g->n_ok];
 
-		r->rr_next = (r->rr_next + 1) % r->n_ok;
+		g->rr_next = (g->rr_next + 1) % g->n_ok;
 		return o;
 	}
 	case ROUTER_LEAST: {
 		int best = -1;
 
 		for (int k = 0; k < r->sc->n_models; k++) {
-			int o = r->cheapest[k];
+			int o = g->cheapest[k];
 
 			if (o >= 0 && (best < 0 || r->outstanding[k] < r->outstanding[r->opts[best].model] ||
 				       (r->outstanding[k] == r->outstanding[r->opts[best].model] &&
@@ -313,41 +384,45 @@ static int choose_locked(struct router *r, double now_s)
 		return best;
 	}
 	case ROUTER_VARIANCE:
-		if (r->dynamic) {
-			double t = (now_s - r->slot_start) / r->slot_seconds;
-			double spend = r->supply;
+		if (g->dynamic) {
+			double t = (now_s - g->slot_start) / r->slot_seconds;
+			double spend = g->supply;
 			int balanced = !(r->capacity > 0.0);
 
 			if (!balanced)
-				spend += (r->storage - 0.5 * r->capacity) / STORAGE_RELAX_SLOTS;
-			return sim_dynamic_route(&r->dyn[r->cur].dp, r->opts, &r->dstate, t < 0 ? 0 : t > 1 ? 1 : t,
-						 r->rate, spend, r->committed, balanced);
+				spend += (r->storage - 0.5 * r->capacity) / STORAGE_RELAX_SLOTS /
+					 r->n_groups;
+			return sim_dynamic_route(&g->dyn[g->cur].dp, r->opts, &g->dstate,
+						 t < 0 ? 0 : t > 1 ? 1 : t, g->rate, spend, g->committed, balanced);
 		}
-		return swrr_next(&r->rr);
+		return swrr_next(&g->rr);
 	case ROUTER_ENERGY:
-		return swrr_next(&r->rr);
+		return swrr_next(&g->rr);
 	}
 	return -1;
 }
 
-int router_choose(struct router *r, double now_s, struct router_choice *out)
+int router_choose(struct router *r, int group, double now_s, struct router_choice *out)
 {
 	int o = -1;
 
+	if (group < 0 || group >= r->n_groups)
+		return -1;
+	struct route_group *g = &r->g[group];
 	pthread_mutex_lock(&r->lock);
-	roll_slot(r, now_s);
-	if (r->feasible && (r->n_ok > 0 || (r->policy != ROUTER_RR && r->policy != ROUTER_LEAST)))
-		o = choose_locked(r, now_s);
+	roll_slot(r, g, now_s);
+	if (g->feasible && (g->n_ok > 0 || (r->policy != ROUTER_RR && r->policy != ROUTER_LEAST)))
+		o = choose_locked(r, g, now_s);
 	if (o < 0 || o >= r->n) {
-		r->refused++;
+		g->refused++;
 		pthread_mutex_unlock(&r->lock);
 		return -1;
 	}
-	r->arrivals += 1.0;
-	r->committed += r->opts[o].m;
-	r->routed[o]++;
-	r->total++;
-	r->acc_sum += r->opts[o].acc;
+	g->arrivals += 1.0;
+	g->committed += r->opts[o].m;
+	g->routed[o]++;
+	g->total++;
+	g->acc_sum += r->opts[o].acc;
 	r->outstanding[r->opts[o].model]++;
 	out->option = o;
 	out->model = r->opts[o].model;
@@ -407,32 +482,40 @@ int router_take(struct router *r, uint64_t id)
 
 /* ---- views ---- */
 
-void router_view(struct router *r, struct router_view *out)
+void router_view(struct router *r, int group, struct router_view *out)
 {
+	if (group < 0 || group >= r->n_groups)
+		group = 0;
+	const struct route_group *g = &r->g[group];
 	pthread_mutex_lock(&r->lock);
 	*out = (struct router_view){
-		.policy = r->policy, .feasible = r->feasible, .dynamic = r->dynamic,
+		.policy = r->policy, .dynamic = g->dynamic,
+		/* rr and least route only options that meet the target alone */
+		.feasible = g->feasible && (g->n_ok > 0 || (r->policy != ROUTER_RR && r->policy != ROUTER_LEAST)),
 		.acc_target = r->sc->acc_target,
-		.expected_accuracy = r->total ? r->acc_sum / (double)r->total : NAN,
-		.routed = r->total, .refused = r->refused, .n_opts = r->n,
+		.expected_accuracy = g->total ? g->acc_sum / (double)g->total : NAN,
+		.routed = g->total, .refused = g->refused, .n_opts = r->n,
 	};
 	pthread_mutex_unlock(&r->lock);
 }
 
-int router_option_view(struct router *r, int i, struct router_option_view *out)
+int router_option_view(struct router *r, int group, int i, struct router_option_view *out)
 {
-	if (i < 0 || i >= r->n)
+	if (i < 0 || i >= r->n || group < 0 || group >= r->n_groups)
+		return -1;
+	const struct route_group *g = &r->g[group];
+	if (!((unsigned)r->sc->opts[i].model < 32 && (g->models >> r->sc->opts[i].model & 1u)))
 		return -1;
 	pthread_mutex_lock(&r->lock);
 	double w = 0.0;
-	for (int k = 0; k < r->mix.n; k++)
-		if (r->mix.opt[k] == i)
-			w = r->mix.w[k];
+	for (int k = 0; k < g->mix.n; k++)
+		if (g->mix.opt[k] == i)
+			w = g->mix.w[k];
 	*out = (struct router_option_view){
 		.model = r->opts[i].model, .budget = (unsigned)r->opts[i].budget, .acc = r->opts[i].acc,
-		.weight = r->feasible ? w : 0.0,
-		.share = r->total ? (double)r->routed[i] / (double)r->total : 0.0,
-		.routed = r->routed[i], .measured = (uint64_t)r->est[i].j.n, .rejected = r->est[i].rejected,
+		.weight = g->feasible ? w : 0.0,
+		.share = g->total ? (double)g->routed[i] / (double)g->total : 0.0,
+		.routed = g->routed[i], .measured = (uint64_t)r->est[i].j.n, .rejected = r->est[i].rejected,
 		.j_mean = r->opts[i].m, .j_sd = sqrt(r->opts[i].v),
 	};
 	pthread_mutex_unlock(&r->lock);

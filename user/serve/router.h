@@ -31,6 +31,7 @@
 #include "scenario.h"
 
 #define ROUTER_PRIOR_WEIGHT 5.0
+#define ROUTER_MAX_GROUPS 9		/* "auto" and up to 8 pools */
 #define ROUTER_ABSURD 1000.0
 
 enum router_policy { ROUTER_RR, ROUTER_LEAST, ROUTER_ENERGY, ROUTER_VARIANCE };
@@ -72,7 +73,9 @@ struct router_option_view {
 
 struct router_view {
 	enum router_policy policy;
-	bool feasible;			/* some mix meets the accuracy target */
+	bool feasible;			/* the policy can route: some mix (energy,
+					 * variance) or some option alone (rr, least)
+					 * meets the accuracy target */
 	bool dynamic;			/* variance: the ledger feedback is on */
 	double acc_target;
 	double expected_accuracy;	/* mean over auto requests routed; NaN before one */
@@ -82,15 +85,23 @@ struct router_view {
 
 struct router;
 
-/* NULL with a message naming the problem in err (no options, no mix that
- * meets the target, no memory). sc must outlive the router. */
+/* Groups: group 0 is "auto", every model's options; group 1 + i is pool i,
+ * the options of the models in pool_models[i] (bit k: model k). Each group
+ * has its own mix, dynamic policy and counts; estimates are shared, so a
+ * request of any group teaches them all. With pools, the ledger's supply is
+ * split among the groups as their requests are. NULL with a message naming
+ * the problem in err (no options, too many pools, no memory). sc must
+ * outlive the router. A group whose options cannot meet the target is not
+ * an error: its requests get 503 and router_view says it is not feasible. */
 struct router *router_new(const struct scenario *sc, enum router_policy policy, double now_s,
-			  char *err, size_t errlen);
+			  const uint32_t *pool_models, int n_pools, char *err, size_t errlen);
 void router_free(struct router *r);
+int router_groups(const struct router *r);
 
-/* Choose for one auto request. 0, or -1 when no option meets the accuracy
- * target (answer 503). Thread-safe; allocation-free. */
-int router_choose(struct router *r, double now_s, struct router_choice *out);
+/* Choose for one steered request of group. 0, or -1 when no option of the
+ * group meets the accuracy target (answer 503). Thread-safe;
+ * allocation-free. */
+int router_choose(struct router *r, int group, double now_s, struct router_choice *out);
 /* A request router_choose() placed is over (least's outstanding count). */
 void router_release(struct router *r, int option);
 /* A request of option's took joules (its status ok or not): into the
@@ -106,8 +117,10 @@ int router_take(struct router *r, uint64_t id);
  * the dynamic policy. */
 void router_slot(struct router *r, const struct router_ledger *in);
 
-void router_view(struct router *r, struct router_view *out);
-/* 0, or -1 if i is out of range. */
-int router_option_view(struct router *r, int i, struct router_option_view *out);
+/* A group's figures (an unknown group: group 0's). */
+void router_view(struct router *r, int group, struct router_view *out);
+/* Option i as group sees it: 0, or -1 if i or group is out of range or the
+ * option is not the group's. */
+int router_option_view(struct router *r, int group, int i, struct router_option_view *out);
 
 #endif

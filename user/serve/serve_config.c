@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 #include "cli.h"
 #include "errbuf.h"
@@ -85,6 +86,35 @@ static int add_worker(struct serve_config *cfg, int model, const char *section, 
 	return 0;
 }
 
+/* [pool NAME] models = ...: kept as written until every [model] is read. */
+static int add_pool(struct serve_config *cfg, const char *section, const char *value, int line,
+		    char *msg, size_t msglen)
+{
+	const char *name = section + 4;	/* after "pool" */
+	struct serve_pool *p;
+
+	while (*name == ' ' || *name == '\t')
+		name++;
+	if (cfg->n_pools == SERVE_MAX_POOLS)
+		return fail(msg, msglen, "[%s]: more than %d pools", section, SERVE_MAX_POOLS);
+	if (strlen(name) >= sizeof(p->name))
+		return fail(msg, msglen, "[%s]: the pool name is longer than %zu characters", section,
+			    sizeof(p->name) - 1);
+	if (strlen(value) >= sizeof(p->models_text))
+		return fail(msg, msglen, "[%s] models: the list is longer than %zu characters", section,
+			    sizeof(p->models_text) - 1);
+	for (size_t i = 0; i < cfg->n_pools; i++)
+		if (!strcmp(cfg->pools[i].name, name))
+			return fail(msg, msglen, "[%s]: a second [pool %s] (the first one's models are on "
+				    "line %d)", section, name, cfg->pools[i].line);
+	p = &cfg->pools[cfg->n_pools++];
+	memset(p, 0, sizeof(*p));
+	snprintf(p->name, sizeof(p->name), "%s", name);
+	snprintf(p->models_text, sizeof(p->models_text), "%s", value);
+	p->line = line;
+	return 0;
+}
+
 /* scenario.c hands erg serve's own keys here. */
 static int on_serve_key(void *ud, const char *section, int model, const char *key, const char *value,
 			int line, char *msg, size_t msglen)
@@ -93,6 +123,8 @@ static int on_serve_key(void *ud, const char *section, int model, const char *ke
 
 	if (model >= 0)
 		return add_worker(cfg, model, section, value, line, msg, msglen);
+	if (!strcasecmp(key, "models"))
+		return add_pool(cfg, section, value, line, msg, msglen);
 	/* [serve] listen: scenario.c knows no other key there, and refuses a second */
 	if (cli_hostport("[serve] listen", value, cfg->listen_host, sizeof(cfg->listen_host),
 			 &cfg->listen_port, msg, msglen))
@@ -100,6 +132,15 @@ static int on_serve_key(void *ud, const char *section, int model, const char *ke
 	cfg->have_listen = true;
 	(void)key;
 	return 0;
+}
+
+/* Names fit for headers and JSON. */
+static bool printable_name(const char *name)
+{
+	for (const char *c = name; *c; c++)
+		if ((unsigned char)*c <= ' ' || *c == '"' || *c == '\\' || (unsigned char)*c >= 0x7f)
+			return false;
+	return true;
 }
 
 /* Models as the scenario read them, and what erg serve adds: names fit for
@@ -117,12 +158,11 @@ static int check_models(struct serve_config *cfg, char *err, size_t errlen)
 		m->params = sc->models[k].params;
 		m->joules_per_token = sc->models[k].joules_per_token;
 		m->line = sc->model_line[k];
-		for (const char *c = name; *c; c++)
-			if ((unsigned char)*c <= ' ' || *c == '"' || *c == '\\' || (unsigned char)*c >= 0x7f) {
-				errbuf_set(err, errlen, "%s:%d: [model %s]: the model name must be printable ASCII "
-					   "without spaces, quotes or backslashes", cfg->path, m->line, name);
-				return -1;
-			}
+		if (!printable_name(name)) {
+			errbuf_set(err, errlen, "%s:%d: [model %s]: the model name must be printable ASCII "
+				   "without spaces, quotes or backslashes", cfg->path, m->line, name);
+			return -1;
+		}
 		if (!strcmp(name, "auto")) {
 			errbuf_set(err, errlen, "%s:%d: [model auto]: 'auto' asks erg to choose the model; "
 				   "give the model another name", cfg->path, m->line);
@@ -131,6 +171,50 @@ static int check_models(struct serve_config *cfg, char *err, size_t errlen)
 		if (!m->n_workers) {
 			errbuf_set(err, errlen, "%s:%d: [model %s] has no worker = HOST:PORT line (add one)",
 				   cfg->path, m->line, name);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Each pool's models, now that every [model] is known; a pool's name is
+ * neither a model's nor "auto", and a pool needs the steering sections. */
+static int check_pools(struct serve_config *cfg, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < cfg->n_pools; i++) {
+		struct serve_pool *p = &cfg->pools[i];
+		char copy[sizeof(p->models_text)], *save = NULL, *tok;
+
+		if (!printable_name(p->name) || !strcmp(p->name, "auto") || serve_config_model(cfg, p->name) >= 0) {
+			errbuf_set(err, errlen, "%s:%d: [pool %s]: %s", cfg->path, p->line, p->name,
+				   !printable_name(p->name) ? "the pool name must be printable ASCII without "
+				   "spaces, quotes or backslashes" : "that name is taken (by a model, or 'auto'); "
+				   "give the pool another name");
+			return -1;
+		}
+		if (!cfg->steering) {
+			errbuf_set(err, errlen, "%s:%d: [pool %s]: a pool is steered as \"auto\" is, so the file "
+				   "needs the steering sections ([scaling], [workload] budgets and "
+				   "accuracy_target, [cost]; docs/sim.md)", cfg->path, p->line, p->name);
+			return -1;
+		}
+		snprintf(copy, sizeof(copy), "%s", p->models_text);
+		for (tok = strtok_r(copy, " \t,", &save); tok; tok = strtok_r(NULL, " \t,", &save)) {
+			int k = serve_config_model(cfg, tok);
+
+			if (k < 0) {
+				char q[SERVE_NAME_LEN * 4];
+
+				errbuf_set(err, errlen, "%s:%d: [pool %s] models: no [model %s] in the file "
+					   "(a pool lists models defined by [model NAME] sections)", cfg->path,
+					   p->line, p->name, cli_quote(tok, q, sizeof(q)));
+				return -1;
+			}
+			p->models |= 1u << k;
+		}
+		if (!p->models) {
+			errbuf_set(err, errlen, "%s:%d: [pool %s] models: name at least one model (e.g. "
+				   "models = 1.5B 8B)", cfg->path, p->line, p->name);
 			return -1;
 		}
 	}
@@ -150,6 +234,10 @@ int serve_config_load(struct serve_config *cfg, const char *path, char *err, siz
 		return -1;
 	}
 	cfg->steering = cfg->scenario.n_opts > 0;
+	if (check_pools(cfg, err, errlen)) {
+		scenario_free(&cfg->scenario);
+		return -1;
+	}
 	return 0;
 }
 
@@ -162,6 +250,14 @@ int serve_config_model(const struct serve_config *cfg, const char *name)
 {
 	for (size_t i = 0; i < cfg->n_models; i++)
 		if (!strcmp(cfg->models[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+int serve_config_pool(const struct serve_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->n_pools; i++)
+		if (!strcmp(cfg->pools[i].name, name))
 			return (int)i;
 	return -1;
 }

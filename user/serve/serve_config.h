@@ -8,6 +8,9 @@
  *   worker = 127.0.0.1:8091    ; repeatable; pid from the listening socket
  *   worker = 127.0.0.1:8093 pid=4242
  *
+ *   [pool fast]                ; with steering: "model": "fast" lets erg
+ *   models = small big         ; choose among these models' options only
+ *
  * With only [serve] and [model NAME] sections erg serve routes by name. With
  * the scenario's sections ([scaling], [workload] budgets and accuracy_target,
  * [cost], [supply], [policy]; accuracy = / accuracy@BUDGET = per model) the
@@ -27,6 +30,7 @@
 #include "scenario.h"
 
 #define SERVE_MAX_MODELS 32
+#define SERVE_MAX_POOLS 8
 #define SERVE_MAX_WORKERS 64
 #define SERVE_NAME_LEN 64
 #define SERVE_HOST_LEN 64
@@ -51,6 +55,14 @@ struct serve_model {
 	int line;			/* line of its [model] header */
 };
 
+/* A [pool NAME]: "model": NAME is steered as "auto" is, among these models. */
+struct serve_pool {
+	char name[SERVE_NAME_LEN];
+	char models_text[512];		/* the models = value, resolved at the end */
+	uint32_t models;		/* bit k: serve_config.models[k] */
+	int line;			/* line of its models = key */
+};
+
 struct serve_config {
 	char path[256];
 	char listen_host[SERVE_HOST_LEN];
@@ -60,6 +72,8 @@ struct serve_config {
 	size_t n_models;
 	struct serve_worker workers[SERVE_MAX_WORKERS];
 	size_t n_workers;
+	struct serve_pool pools[SERVE_MAX_POOLS];
+	size_t n_pools;
 	/* The scenario the file describes; its models are models[] in the same
 	 * order. steering: it has options (scenario.n_opts > 0) for "auto". */
 	struct scenario scenario;
@@ -72,6 +86,8 @@ void serve_config_free(struct serve_config *cfg);
 
 /* The model of that name, or -1. */
 int serve_config_model(const struct serve_config *cfg, const char *name);
+/* The pool of that name, or -1. */
+int serve_config_pool(const struct serve_config *cfg, const char *name);
 
 /* Fill the pid of every worker that has none from its listening socket.
  * proc_root: NULL for /proc. Returns how many workers are still without a
