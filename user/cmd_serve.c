@@ -414,7 +414,7 @@ static size_t hook_metrics(void *ud, char *buf, size_t cap)
 						   .worker = s->cfg.workers[w].name,
 						   .up = proxy_worker_up(s->proxy, w) };
 	struct prom_route_group groups[ROUTER_MAX_GROUPS];
-	struct prom_route *routes = s->router ? calloc((size_t)s->cfg.scenario.n_opts * ROUTER_MAX_GROUPS,
+	struct prom_route *routes = s->router ? calloc((size_t)SCEN_MAX_OPTIONS * ROUTER_MAX_GROUPS,
 							sizeof(*routes)) : NULL;
 	struct prom_steering steering = { .routes = routes, .groups = groups };
 	for (int gi = 0; routes && gi < router_groups(s->router); gi++) {
@@ -1077,7 +1077,7 @@ int cmd_serve(int argc, char **argv)
 		for (size_t i = 0; i < s->cfg.n_pools; i++)
 			pools[i] = s->cfg.pools[i].models;
 		s->router = router_new(&s->cfg.scenario, s->o.policy, measure_now(), pools, (int)s->cfg.n_pools,
-				       err, sizeof(err));
+				       s->cfg.between_budgets, err, sizeof(err));
 		if (!s->router) {
 			fprintf(stderr, "erg serve: %s\n", err);
 			rc = 2;

@@ -67,6 +67,7 @@ static const struct keydef keys[] = {
 	{ "model", "accuracy@", K_NUM, R_UNIT, "accuracy@256 = 0.41" },	/* accuracy@BUDGET */
 	{ "model", "worker", K_WORD, R_ANY, "worker = 127.0.0.1:8091" },	/* erg serve's */
 	{ "serve", "listen", K_WORD, R_ANY, "listen = 127.0.0.1:8080" },	/* erg serve's */
+	{ "serve", "between_budgets", K_WORD, R_ANY, "between_budgets = 1" },	/* erg serve's */
 	{ "pool", "models", K_WORD, R_ANY, "models = 1.5B 8B" },		/* erg serve's */
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
@@ -522,6 +523,14 @@ static int serve_key(struct parse *ps, const char *section, int model, const cha
 	if (!strcasecmp(key, "models")) {
 		if (!value[strspn(value, " \t")])
 			return fail(ps, ps->line, "%s: name at least one model (e.g. models = 1.5B 8B)", opt);
+		return 1;
+	}
+	if (!strcasecmp(key, "between_budgets")) {
+		long long n;
+
+		if (cli_long(opt, value, 0, SERVE_BETWEEN_MAX, "budgets between two listed ones", &n, msg,
+			     sizeof(msg)))
+			return fail(ps, ps->line, "%s", msg);
 		return 1;
 	}
 	const char *p = value, *e;

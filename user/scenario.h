@@ -15,6 +15,8 @@
 #define SCEN_MAX_MODELS 32
 #define SCEN_MAX_BUDGETS 16
 #define SCEN_MAX_OPTIONS 256
+/* [serve] between_budgets: at most this many budgets between two listed ones */
+#define SERVE_BETWEEN_MAX 8
 
 /* Policies to run, as a bit mask. */
 enum {

@@ -188,7 +188,8 @@ def main():
     worker_of["tiny"] = "w-tiny"
     pooled = (models + "[model tiny]\nparams = 1e8\nworker = 127.0.0.1:%d\n" % p_tiny +
               "[pool cheap]\nmodels = tiny small\n[pool weak]\nmodels = tiny\n")
-    ps = Serve(STEER + pooled, "--threads", "2", "--no-energy", "0.2")
+    # with budgets between the listed ones too ([serve] between_budgets)
+    ps = Serve(STEER + "[serve]\nbetween_budgets = 1\n" + pooled, "--threads", "2", "--no-energy", "0.2")
     check("[pool weak]" in ps.stderr() and "503" in ps.stderr(),
           "a pool that cannot reach the target: a warning at start naming it (%s)" %
           [x for x in ps.stderr().splitlines() if "pool" in x])
@@ -220,6 +221,11 @@ def main():
         per_pool.setdefault(s.labels["pool"], {})[s.labels["model"]] = per_pool.get(s.labels["pool"], {}).get(s.labels["model"], 0) + s.value
     check(sum(per_pool["cheap"].values()) == 40 and set(per_pool["cheap"]) <= {"tiny", "small"},
           "/metrics: the pool's 40 requests on its own options (%s)" % per_pool["cheap"])
+    between = {s.labels["budget"] for s in fams["erg_route_joules_per_request"].samples
+               if s.labels["pool"] == "auto" and s.labels["model"] == "small"}
+    check(between == {"256", "512", "1024", "2048", "4096", "8192", "16384"},
+          "between_budgets = 1: the options have the budgets between the listed ones too (%s)" %
+          sorted(between, key=int))
     time.sleep(0.5)
     check(ps.stop() == 0, "erg serve with pools stops cleanly")
     check("warning: weak:" in ps.stdout() and "cheap: policy energy" in ps.stdout(),

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 #include "policy.h"
 #include "router.h"
+#include "scaling.h"
 #include "scenario.h"
 
 /* cmocka 1.1 has no assert_double_equal */
@@ -69,7 +70,7 @@ static int teardown(void **state)
 static struct router *new_router(enum router_policy p)
 {
 	char err[512] = "";
-	struct router *r = router_new(&sc, p, 0.0, NULL, 0, err, sizeof(err));
+	struct router *r = router_new(&sc, p, 0.0, NULL, 0, 0, err, sizeof(err));
 
 	if (!r)
 		fprintf(stderr, "router_new: %s\n", err);
@@ -316,7 +317,7 @@ static void test_pools(void **state)
 
 	(void)state;
 	for (size_t p = 0; p < sizeof(pols) / sizeof(pols[0]); p++) {
-		struct router *r = router_new(&sc, pols[p], 0.0, pools, 2, err, sizeof(err));
+		struct router *r = router_new(&sc, pols[p], 0.0, pools, 2, 0, err, sizeof(err));
 		struct router_choice c;
 		struct router_view v;
 		double acc = 0.0;
@@ -363,7 +364,7 @@ static void test_pools(void **state)
 static void test_pool_estimates_shared(void **state)
 {
 	const uint32_t pools[1] = { 1u << 1 };	/* 8B */
-	struct router *r = router_new(&sc, ROUTER_ENERGY, 0.0, pools, 1, NULL, 0);
+	struct router *r = router_new(&sc, ROUTER_ENERGY, 0.0, pools, 1, 0, NULL, 0);
 	struct router_option_view before, after;
 	int o = -1;
 
@@ -383,6 +384,83 @@ static void test_pool_estimates_shared(void **state)
 	router_free(r);
 }
 
+/* Mean J per request of a group's mix now. */
+static double mix_joules(struct router *r, int group)
+{
+	struct router_view v;
+	double j = 0.0;
+
+	router_view(r, group, &v);
+	for (int i = 0; i < v.n_opts; i++) {
+		struct router_option_view ov;
+
+		if (!router_option_view(r, group, i, &ov))
+			j += ov.weight * ov.j_mean;
+	}
+	return j;
+}
+
+/* between_budgets: budgets between the listed ones are options, after the
+ * listed ones; their priors follow their neighbours' measurements; the
+ * mean-only mix with them costs no more than without. */
+static void test_between_budgets(void **state)
+{
+	struct router *r = router_new(&sc, ROUTER_ENERGY, 0.0, NULL, 0, 1, NULL, 0);
+	struct router *listed = router_new(&sc, ROUTER_ENERGY, 0.0, NULL, 0, 0, NULL, 0);
+	struct router_view v;
+	struct router_option_view lo, mid, hi;
+
+	(void)state;
+	assert_non_null(r);
+	assert_non_null(listed);
+	router_view(r, 0, &v);
+	assert_int_equal(v.n_opts, sc.n_opts + 4 * 3);	/* 256|512|1024|2048|4096|8192|16384 */
+	for (int i = sc.n_opts; i < v.n_opts; i++) {
+		assert_int_equal(router_option_view(r, 0, i, &mid), 0);
+		int k = 0;
+		while (!(sc.opts[k].model == mid.model && sc.opts[k + 1].model == mid.model &&
+			 sc.opts[k].budget < mid.budget && sc.opts[k + 1].budget > mid.budget))
+			k++;	/* its two neighbours (the test fails past the end) */
+		assert_double_equal(mid.budget, sqrt(sc.opts[k].budget * sc.opts[k + 1].budget), 0.5);
+		assert_true(mid.acc > sc.opts[k].acc && mid.acc < sc.opts[k + 1].acc);
+		assert_true(mid.j_mean > sc.opts[k].m && mid.j_mean < sc.opts[k + 1].m);
+	}
+	assert_true(mix_joules(r, 0) <= mix_joules(listed, 0) + 1e-9);
+
+	/* 8B@1024 measured at 3x its prior, 8B@4096 at its prior: 8B@2048,
+	 * never measured, sits where the law puts it between the two
+	 * estimates, not at its own prior times the machine's scale */
+	int a = -1, b = -1, m = -1;
+	for (int i = 0; i < v.n_opts; i++) {
+		assert_int_equal(router_option_view(r, 0, i, &mid), 0);
+		if (mid.model == 1 && mid.budget == 1024)
+			a = i;
+		if (mid.model == 1 && mid.budget == 4096)
+			b = i;
+		if (mid.model == 1 && mid.budget == 2048)
+			m = i;
+	}
+	assert_true(a >= 0 && b >= 0 && m >= sc.n_opts);
+	for (int n = 0; n < 200; n++) {
+		assert_true(router_measured(r, a, 3.0 * sc.opts[a].m));
+		assert_true(router_measured(r, b, sc.opts[b].m));
+	}
+	router_slot(r, NULL);
+	assert_int_equal(router_option_view(r, 0, a, &lo), 0);
+	assert_int_equal(router_option_view(r, 0, b, &hi), 0);
+	assert_int_equal(router_option_view(r, 0, m, &mid), 0);
+	assert_int_equal(mid.measured, 0);
+	struct task_option law;
+	scaling_option(&sc.sp, &sc.models[1], 1, 2048, &law);
+	double f = (law.m - sc.opts[a].m) / (sc.opts[b].m - sc.opts[a].m);
+	double want = lo.j_mean + f * (hi.j_mean - lo.j_mean);
+	assert_double_equal(mid.j_mean, want, 1e-9 * want);
+	double scale = (3.0 * sc.opts[a].m + sc.opts[b].m) / (sc.opts[a].m + sc.opts[b].m);
+	assert_true(fabs(mid.j_mean - law.m * scale) > 0.05 * want);
+	router_free(r);
+	router_free(listed);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -395,6 +473,7 @@ int main(void)
 		cmocka_unit_test(test_track_take),
 		cmocka_unit_test(test_choose_many_no_alloc),
 		cmocka_unit_test(test_pools),
+		cmocka_unit_test(test_between_budgets),
 		cmocka_unit_test(test_pool_estimates_shared),
 	};
 

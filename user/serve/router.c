@@ -8,6 +8,7 @@
 #include "ledger.h"
 #include "policy.h"
 #include "router.h"
+#include "scaling.h"
 #include "simulate.h"
 
 #define ROUTER_TRACK 4096		/* requests whose option is remembered */
@@ -62,6 +63,11 @@ struct router {
 	struct task_option opts[SCEN_MAX_OPTIONS];	/* what the policies use now */
 	double prior_m[SCEN_MAX_OPTIONS], prior_v[SCEN_MAX_OPTIONS];
 	struct option_estimate est[SCEN_MAX_OPTIONS];
+	/* Options n_listed.. are budgets between two listed ones of a model
+	 * (lo, hi): their priors follow the two neighbours' estimates, at the
+	 * point f of the way from lo's to hi's that the scaling law puts them. */
+	int n_listed;
+	struct { int lo, hi; double f_m, f_v; } between[SCEN_MAX_OPTIONS];
 	unsigned outstanding[SCEN_MAX_MODELS];
 	double slot_seconds;
 	double storage, capacity;
@@ -89,7 +95,9 @@ const char *router_policy_name(enum router_policy p)
 
 /* ---- estimates and the optimiser (off the hot path) ---- */
 
-/* Each option's mean and variance of J/request from priors and measurements. */
+/* Each option's mean and variance of J/request from priors and
+ * measurements; a between option's prior is its neighbours' estimates,
+ * interpolated. */
 static void estimate(const struct router *r, const struct option_estimate *est, struct task_option *opts)
 {
 	double meas = 0.0, prior = 0.0;
@@ -103,14 +111,56 @@ static void estimate(const struct router *r, const struct option_estimate *est, 
 	for (int i = 0; i < r->n; i++) {
 		double k = ROUTER_PRIOR_WEIGHT, n = est[i].j.n;
 		double pm = r->prior_m[i] * f, pv = r->prior_v[i] * f * f;
+
+		if (i >= r->n_listed) {	/* the neighbours come first: listed */
+			const struct task_option *lo = &opts[r->between[i].lo], *hi = &opts[r->between[i].hi];
+
+			pm = lo->m + r->between[i].f_m * (hi->m - lo->m);
+			pv = lo->v + r->between[i].f_v * (hi->v - lo->v);
+		}
 		double var_obs = n > 1 ? est[i].j.m2 / (n - 1) : pv;
 		double m = (k * pm + n * est[i].j.mean) / (k + n);
 		double v = (k * pv + n * var_obs) / (k + n);
 
-		opts[i] = r->sc->opts[i];
+		opts[i] = r->opts[i];
 		opts[i].m = m;
 		opts[i].v = v;
 		opts[i].s = v + m * m;
+	}
+}
+
+/* between_budgets options between each two neighbouring listed budgets of a
+ * model (log-spaced, whole tokens): the law's energy shape, the accuracy
+ * interpolated in ln T as accuracy@ is. Lock not needed: before use. */
+static void add_between(struct router *r, int per_gap)
+{
+	const struct scenario *sc = r->sc;
+
+	for (int i = 0; i + 1 < sc->n_opts; i++) {
+		const struct task_option *lo = &sc->opts[i], *hi = &sc->opts[i + 1];
+
+		if (lo->model != hi->model || !(hi->budget > lo->budget))
+			continue;
+		for (int j = 1; j <= per_gap && r->n < SCEN_MAX_OPTIONS; j++) {
+			double t = (double)j / (per_gap + 1);
+			double b = round(lo->budget * pow(hi->budget / lo->budget, t));
+			struct task_option o;
+
+			if (!(b > lo->budget && b < hi->budget) || (r->n > r->n_listed &&
+			    r->opts[r->n - 1].model == lo->model && r->opts[r->n - 1].budget == b))
+				continue;
+			scaling_option(&sc->sp, &sc->models[lo->model], lo->model, b, &o);
+			double u = log(b / lo->budget) / log(hi->budget / lo->budget);
+			o.acc = lo->acc + u * (hi->acc - lo->acc);
+			r->opts[r->n] = o;
+			r->prior_m[r->n] = o.m;
+			r->prior_v[r->n] = o.v;
+			r->between[r->n].lo = i;
+			r->between[r->n].hi = i + 1;
+			r->between[r->n].f_m = hi->m > lo->m ? (o.m - lo->m) / (hi->m - lo->m) : t;
+			r->between[r->n].f_v = hi->v > lo->v ? (o.v - lo->v) / (hi->v - lo->v) : t;
+			r->n++;
+		}
 	}
 }
 
@@ -282,7 +332,8 @@ void router_slot(struct router *r, const struct router_ledger *in)
 }
 
 struct router *router_new(const struct scenario *sc, enum router_policy policy, double now_s,
-			  const uint32_t *pool_models, int n_pools, char *err, size_t errlen)
+			  const uint32_t *pool_models, int n_pools, int between_budgets, char *err,
+			  size_t errlen)
 {
 	struct router *r;
 
@@ -309,6 +360,9 @@ struct router *router_new(const struct scenario *sc, enum router_policy policy, 
 		r->prior_v[i] = sc->opts[i].v;
 		r->opts[i] = sc->opts[i];
 	}
+	r->n_listed = r->n;
+	if (between_budgets > 0)
+		add_between(r, between_budgets);
 	for (int i = 0; i < ROUTER_TRACK; i++)
 		r->track[i].opt = -1;
 	r->slot_seconds = sc->slot_seconds > 0.0 ? sc->slot_seconds : 1.0;
@@ -318,7 +372,7 @@ struct router *router_new(const struct scenario *sc, enum router_policy policy, 
 
 		g->models = gi == 0 ? ~0u : pool_models[gi - 1];
 		for (int i = 0; i < r->n; i++)
-			if ((unsigned)sc->opts[i].model < 32 && (g->models >> sc->opts[i].model & 1u))
+			if ((unsigned)r->opts[i].model < 32 && (g->models >> r->opts[i].model & 1u))
 				g->opt[g->n_opts++] = i;
 		g->slot_start = now_s;
 		g->rate = sc->arrivals.per_slot > 0.0 ? sc->arrivals.per_slot : 1.0;
@@ -504,7 +558,7 @@ int router_option_view(struct router *r, int group, int i, struct router_option_
 	if (i < 0 || i >= r->n || group < 0 || group >= r->n_groups)
 		return -1;
 	const struct route_group *g = &r->g[group];
-	if (!((unsigned)r->sc->opts[i].model < 32 && (g->models >> r->sc->opts[i].model & 1u)))
+	if (!((unsigned)r->opts[i].model < 32 && (g->models >> r->opts[i].model & 1u)))
 		return -1;
 	pthread_mutex_lock(&r->lock);
 	double w = 0.0;

@@ -93,8 +93,14 @@ struct router;
  * the problem in err (no options, too many pools, no memory). sc must
  * outlive the router. A group whose options cannot meet the target is not
  * an error: its requests get 503 and router_view says it is not feasible. */
+/* between_budgets > 0: that many budgets more between each two neighbouring
+ * listed budgets of a model are options too (log-spaced, whole tokens; up
+ * to SCEN_MAX_OPTIONS in all), their priors interpolated from the two
+ * neighbours' estimates by the scaling law's shape and their accuracy in
+ * ln T; they are numbered after the scenario's options. */
 struct router *router_new(const struct scenario *sc, enum router_policy policy, double now_s,
-			  const uint32_t *pool_models, int n_pools, char *err, size_t errlen);
+			  const uint32_t *pool_models, int n_pools, int between_budgets, char *err,
+			  size_t errlen);
 void router_free(struct router *r);
 int router_groups(const struct router *r);
 

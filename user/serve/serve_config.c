@@ -125,6 +125,15 @@ static int on_serve_key(void *ud, const char *section, int model, const char *ke
 		return add_worker(cfg, model, section, value, line, msg, msglen);
 	if (!strcasecmp(key, "models"))
 		return add_pool(cfg, section, value, line, msg, msglen);
+	if (!strcasecmp(key, "between_budgets")) {
+		long long n;
+
+		if (cli_long("[serve] between_budgets", value, 0, SERVE_BETWEEN_MAX,
+			     "budgets between two listed ones", &n, msg, msglen))
+			return -1;
+		cfg->between_budgets = (int)n;
+		return 0;
+	}
 	/* [serve] listen: scenario.c knows no other key there, and refuses a second */
 	if (cli_hostport("[serve] listen", value, cfg->listen_host, sizeof(cfg->listen_host),
 			 &cfg->listen_port, msg, msglen))

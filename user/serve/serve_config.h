@@ -3,6 +3,8 @@
  *
  *   [serve]
  *   listen = 127.0.0.1:8080
+ *   between_budgets = 1        ; "auto" may also set budgets between the
+ *                              ; listed ones (router.h), default 0
  *   [model small]
  *   params = 29e6              ; or joules_per_token = 0.8
  *   worker = 127.0.0.1:8091    ; repeatable; pid from the listening socket
@@ -74,6 +76,7 @@ struct serve_config {
 	size_t n_workers;
 	struct serve_pool pools[SERVE_MAX_POOLS];
 	size_t n_pools;
+	int between_budgets;		/* [serve] between_budgets: router.h */
 	/* The scenario the file describes; its models are models[] in the same
 	 * order. steering: it has options (scenario.n_opts > 0) for "auto". */
 	struct scenario scenario;
