@@ -12,7 +12,7 @@ exited ones too, to the nanosecond) read before the first request and after
 the last answer, so the client's own cost is not in it; where that clock
 cannot be read, utime + stime from /proc/PID/stat. Prints one line:
   tokens=N wall_s=S cpu_s=C per_s=X per_cpu_s=Y
-Exit 1 with the reason when a request fails.
+Exit 1 with the reason when a request fails (a line, no traceback).
 """
 import http.client
 import json
@@ -35,7 +35,10 @@ def worker_cpu_s(pid):
 def main():
     if len(sys.argv) != 5:
         sys.exit("usage: llm_client.py PORT PID REQUESTS MAX_TOKENS")
-    port, pid, requests, max_tokens = (int(a) for a in sys.argv[1:])
+    try:
+        port, pid, requests, max_tokens = (int(a) for a in sys.argv[1:])
+    except ValueError:
+        sys.exit("llm_client: PORT PID REQUESTS MAX_TOKENS must be whole numbers (got %s)" % " ".join(sys.argv[1:]))
     body = json.dumps({"prompt": PROMPT, "max_tokens": max_tokens, "seed": 1,
                        "temperature": 0, "stream": False}).encode()
     headers = {"Content-Type": "application/json"}
@@ -59,4 +62,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except (OSError, http.client.HTTPException, ValueError, KeyError, TypeError) as e:
+        sys.exit("llm_client: the worker at 127.0.0.1:%s failed: %s: %s (is it running? its stderr says more)"
+                 % (sys.argv[1], type(e).__name__, e))
