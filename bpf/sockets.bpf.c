@@ -69,6 +69,8 @@ struct {
 } pending SEC(".maps");
 
 #define EVENTS_BYTES (1 << 22)
+/* an event in the ring: its header, rounded up to 8 bytes */
+#define RECORD_BYTES ((sizeof(struct erg_sock_event) + 8 + 7) / 8 * 8)
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -175,11 +177,16 @@ static __always_inline void emit(__u32 tgid, __u64 sock, __u32 dir, __u32 bytes,
 		if (dir == ERG_SOCK_OUT)
 			e->sse_events = count_sse(buf, bytes);
 	}
-	/* woken per event: holding wakeups back until the buffer is a quarter
-	 * full measured slower for the traced process (TCP ping-pong 0.69x
-	 * against 0.84x per CPU second), the backlog costing more than the
-	 * wakeups */
-	bpf_ringbuf_submit(e, 0);
+	/* Waking the reader costs the traced process an interprocessor
+	 * interrupt (under a hypervisor a trap) on every event the reader had
+	 * caught up to: nearly every one of a ping-pong. The reader reads the
+	 * ring on its own every ERG_SOCK_READ_MS, so it is woken only by the
+	 * event that takes the backlog past ERG_SOCK_WAKE_BYTES (once: one
+	 * per event past it measured slower than one per event). */
+	__u64 avail = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	bool crossed = avail >= ERG_SOCK_WAKE_BYTES && avail < ERG_SOCK_WAKE_BYTES + RECORD_BYTES;
+
+	bpf_ringbuf_submit(e, crossed ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 /* Remember a tracked process's connection, so its close is recognised. */

@@ -48,6 +48,11 @@ enum erg_sock_dir { ERG_SOCK_IN = 0, ERG_SOCK_OUT = 1, ERG_SOCK_CLOSE = 2 };
 
 #define ERG_SOCK_HEAD_LEN 64	/* first bytes of an I/O copied (request line, status line) */
 #define ERG_SOCK_SSE_SCAN 512	/* bytes of a send scanned for SSE "data:" lines */
+/* Socket events are read every ERG_SOCK_READ_MS while they flow (else
+ * every 100 ms), and at once when ERG_SOCK_WAKE_BYTES of them wait (about
+ * 500 events); each carries its own time, so reading late costs nothing. */
+#define ERG_SOCK_READ_MS 10
+#define ERG_SOCK_WAKE_BYTES (64 * 1024)
 
 struct erg_sock_event {
 	unsigned long long ts_ns;	/* CLOCK_MONOTONIC */

@@ -42,6 +42,7 @@ struct measure {
 	struct request_info *done;	/* completed in the last tick */
 	size_t n_done, cap_done;
 	bool wait_failed;		/* epoll on the ring buffer failed: sleep */
+	bool socks_busy;		/* the last read found socket events */
 	double unix_offset_s;		/* CLOCK_REALTIME - CLOCK_MONOTONIC at open */
 };
 
@@ -227,7 +228,15 @@ bool measure_wait(struct measure *m, double until_s, const volatile sig_atomic_t
 		/* events are read as they come: the ring buffer never waits a
 		 * whole interval to be emptied */
 		if (m->socks && !m->wait_failed) {
-			int rc = sock_tracker_wait(m->socks, (int)ceil(left * 1000));
+			/* the BPF side wakes this only for a batch: while
+			 * events flow, read every ERG_SOCK_READ_MS anyway */
+			int ms = (int)ceil(left * 1000);
+			if (m->socks_busy && ms > ERG_SOCK_READ_MS)
+				ms = ERG_SOCK_READ_MS;
+			int rc = sock_tracker_wait(m->socks, ms);
+
+			if (rc >= 0)
+				m->socks_busy = rc > 0;
 
 			if (rc < 0 && rc != -EINTR) {
 				fprintf(stderr, "%s: waiting for socket events failed (%s); reading them once per interval\n",
