@@ -52,3 +52,14 @@ BENCH_SCRIPTS += tests/bench/overhead.sh
 $(PINGPONG): $(OUT)/bench/%: tests/bench/%.c | $(OUT)/bench
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
+
+# erg's own CPU cost against the number of idle tracked processes
+# (tests/bench/own_cost.sh): idle_procs forks N children that sleep.
+IDLE_PROCS    := $(OUT)/bench/idle_procs
+BENCH_TOOLS   += $(IDLE_PROCS)
+BENCH_SCRIPTS += tests/bench/own_cost.sh
+EXTRA_BINS    += $(IDLE_PROCS)
+
+$(IDLE_PROCS): tests/bench/idle_procs.c | $(OUT)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $< -o $@
