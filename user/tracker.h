@@ -30,9 +30,7 @@ struct tracker *tracker_open(const struct target_set *targets, const struct trac
 int tracker_read(struct tracker *t, double *cpu_s, unsigned *procs);
 
 /* Re-scan /proc: adopt processes matching --comm targets (renamed after exec,
- * or missed) and drop entries of processes that are gone. Only processes new
- * to /proc are read (an untracked one again after 1, 2, 4 ... 16 refreshes,
- * for a late rename), so the cost does not grow with the tracked ones. */
+ * or missed) and drop entries of processes that are gone. */
 void tracker_refresh(struct tracker *t);
 
 /* "tp_btf" or "raw_tp": which sched_switch program runs. */
@@ -41,11 +39,6 @@ const char *tracker_mode(const struct tracker *t);
 /* Adopt one more process into worker `worker` (used by tests and by callers
  * that learn of a worker's pid later). */
 int tracker_adopt(struct tracker *t, int pid, unsigned worker);
-
-/* The tracked processes now, sorted by tgid: *tgids and *workers (may be
- * NULL) point into the tracker and stay valid until its next call. Read in
- * batches, a few syscalls for any number of processes. Returns the count. */
-size_t tracker_snapshot(struct tracker *t, const unsigned **tgids, const unsigned **workers);
 
 /* The worker a process belongs to; -1 if it is not tracked. */
 int tracker_worker_of(struct tracker *t, unsigned tgid);
