@@ -248,6 +248,28 @@ static __always_inline int on_exec(struct task_struct *task)
 	return 0;
 }
 
+/* A process that names itself a --comm target (prctl(PR_SET_NAME), a
+ * write to /proc/self/comm) after it started: the new name is the
+ * tracepoint's argument, task->comm still holds the old one. Without this,
+ * only erg's periodic /proc listing would find it. */
+static __always_inline int on_rename(struct task_struct *task, const char *new_comm)
+{
+	char comm[ERG_COMM_LEN] = {};
+	__u32 tgid = BPF_CORE_READ(task, tgid), *worker_id;
+
+	/* the process's name is its main thread's, as in /proc/PID/comm */
+	if (!match_comms || BPF_CORE_READ(task, pid) != tgid || bpf_map_lookup_elem(&procs, &tgid))
+		return 0;
+	bpf_probe_read_kernel_str(comm, sizeof(comm), new_comm);
+	worker_id = bpf_map_lookup_elem(&comm_targets, comm);
+	if (worker_id) {
+		adopt(tgid, *worker_id);
+		/* the renaming task runs now: count it from here */
+		mark_running(tgid, *worker_id, task);
+	}
+	return 0;
+}
+
 static __always_inline int on_exit(struct task_struct *task)
 {
 	__u32 tgid = BPF_CORE_READ(task, tgid);
@@ -313,4 +335,16 @@ SEC("raw_tp/sched_process_exit")
 int BPF_PROG(raw_sched_exit, struct task_struct *task)
 {
 	return on_exit(task);
+}
+
+SEC("tp_btf/task_rename")
+int BPF_PROG(btf_task_rename, struct task_struct *task, const char *comm)
+{
+	return on_rename(task, comm);
+}
+
+SEC("raw_tp/task_rename")
+int BPF_PROG(raw_task_rename, struct task_struct *task, const char *comm)
+{
+	return on_rename(task, comm);
 }

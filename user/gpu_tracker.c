@@ -20,7 +20,9 @@
 #define MAX_LIBS 16
 #define MAX_GONE 256
 #define DEVICE_TRIES 3
-#define RESCAN_MAX 4	/* scans between looks at a process without libcuda */
+#define RESCAN_MAX 32	/* scans between looks at a process without libcuda */
+#define MAPS_PER_SCAN 8	/* maps files read per scan at most: the scan costs
+			 * the same for 1 or 1000 tracked processes */
 
 struct lib {
 	dev_t dev;
@@ -34,7 +36,10 @@ struct pinfo {
 	unsigned tgid;
 	unsigned seen;		/* scan generation it was last tracked in */
 	bool has_lib;		/* its maps showed a driver library */
-	unsigned wait, backoff;	/* scans to skip before reading its maps again */
+	unsigned backoff;	/* scans between reads of its maps, doubling */
+	unsigned next_scan;	/* scan generation of its next maps read */
+	unsigned long long cpu_ns;	/* its CPU time (finished slices) now */
+	unsigned long long looked_cpu_ns;	/* and at the last read of its maps */
 	int device;		/* -1 unknown */
 	int device_tries;
 };
@@ -50,8 +55,9 @@ struct gpu_tracker {
 	size_t n_links, cap_links;
 	struct lib libs[MAX_LIBS];
 	size_t n_libs;
-	struct pinfo *pi;
+	struct pinfo *pi;	/* sorted by tgid */
 	size_t n_pi, cap_pi;
+	size_t cursor;		/* where the last scan's budget ran out */
 
 	const char *ioctl_mode;		/* "tracepoint", "raw_tp" or NULL */
 	char missing[512];		/* symbols no library had */
@@ -289,32 +295,58 @@ static bool known_lib(const struct gpu_tracker *t, const struct stat *st)
 	return false;
 }
 
+static int cmp_pinfo(const void *a, const void *b)
+{
+	unsigned x = ((const struct pinfo *)a)->tgid, y = ((const struct pinfo *)b)->tgid;
+
+	return (x > y) - (x < y);
+}
+
+static bool pinfo_reserve(struct gpu_tracker *t, size_t n)
+{
+	size_t cap = t->cap_pi ? t->cap_pi : 64;
+	struct pinfo *p;
+
+	if (n <= t->cap_pi)
+		return true;
+	while (cap < n)
+		cap *= 2;
+	p = realloc(t->pi, cap * sizeof(*p));
+	if (!p)
+		return false;
+	t->pi = p;
+	t->cap_pi = cap;
+	return true;
+}
+
 static struct pinfo *pinfo_of(struct gpu_tracker *t, unsigned tgid, bool create)
 {
-	for (size_t i = 0; i < t->n_pi; i++)
-		if (t->pi[i].tgid == tgid)
-			return &t->pi[i];
-	if (!create)
-		return NULL;
-	if (t->n_pi == t->cap_pi) {
-		size_t cap = t->cap_pi ? 2 * t->cap_pi : 64;
-		struct pinfo *p = realloc(t->pi, cap * sizeof(*p));
+	struct pinfo key = { .tgid = tgid }, *p;
+	size_t at = 0;
 
-		if (!p)
-			return NULL;
-		t->pi = p;
-		t->cap_pi = cap;
-	}
-	t->pi[t->n_pi] = (struct pinfo){ .tgid = tgid, .device = -1 };
-	return &t->pi[t->n_pi++];
+	p = t->n_pi ? bsearch(&key, t->pi, t->n_pi, sizeof(*t->pi), cmp_pinfo) : NULL;
+	if (p || !create)
+		return p;
+	if (!pinfo_reserve(t, t->n_pi + 1))
+		return NULL;
+	while (at < t->n_pi && t->pi[at].tgid < tgid)
+		at++;
+	memmove(&t->pi[at + 1], &t->pi[at], (t->n_pi - at) * sizeof(*t->pi));
+	t->pi[at] = (struct pinfo){ .tgid = tgid, .device = -1 };
+	t->n_pi++;
+	return &t->pi[at];
 }
 
 static void pinfo_forget(struct gpu_tracker *t, unsigned tgid)
 {
 	struct pinfo *p = pinfo_of(t, tgid, false);
 
-	if (p)
-		*p = t->pi[--t->n_pi];
+	if (p) {
+		size_t at = (size_t)(p - t->pi);
+
+		memmove(p, p + 1, (t->n_pi - at - 1) * sizeof(*p));
+		t->n_pi--;
+	}
 }
 
 /* The driver library a process maps, as a path erg can open: the path in
@@ -355,35 +387,70 @@ static bool find_lib(struct gpu_tracker *t, unsigned tgid, char *path, size_t le
 	return found;
 }
 
+/* t->pi becomes the tracked processes now (tracker_snapshot, sorted by
+ * tgid), each keeping what was known of it. */
+static int follow_tracked(struct gpu_tracker *t)
+{
+	const unsigned *tgids;
+	const unsigned long long *cpu_ns;
+	size_t n = tracker_snapshot(t->procs, &tgids, NULL, &cpu_ns), j = 0, k = 0;
+	struct pinfo *next;
+
+	next = malloc((n ? n : 1) * sizeof(*next));
+	if (!next)
+		return -1;
+	for (size_t i = 0; i < n; i++) {
+		while (j < t->n_pi && t->pi[j].tgid < tgids[i])
+			j++;
+		if (j < t->n_pi && t->pi[j].tgid == tgids[i])
+			next[k] = t->pi[j];
+		else
+			next[k] = (struct pinfo){ .tgid = tgids[i], .device = -1, .next_scan = t->scan_gen,
+						  .looked_cpu_ns = ~0ULL };
+		next[k++].cpu_ns = cpu_ns[i];
+	}
+	free(t->pi);
+	t->pi = next;
+	t->n_pi = k;
+	t->cap_pi = n ? n : 1;
+	return 0;
+}
+
 int gpu_tracker_scan(struct gpu_tracker *t, char *err, size_t errlen)
 {
-	int fd = tracker_procs_fd(t->procs), added = 0;
 	bool was_active = gpu_tracker_active(t);
 	double start = mono_ms();
-	__u32 key, next, *prev = NULL;
+	size_t budget = MAPS_PER_SCAN, n;
+	int added = 0;
 
 	t->scan_gen++;
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		struct pinfo *p = pinfo_of(t, next, true);
+	if (follow_tracked(t)) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	n = t->n_pi;
+	if (t->scan_gen == 1)
+		budget = n;	/* at attach: every process at once */
+	/* frameworks load libcuda lazily, so look again, less often the
+	 * longer nothing shows up (a library already probed counts for every
+	 * process that maps it, looked at or not); at most MAPS_PER_SCAN maps
+	 * files per scan, taking turns from where the last scan stopped */
+	for (size_t k = 0; k < n && budget; k++) {
+		size_t i = (t->cursor + k) % n;
+		struct pinfo *p = &t->pi[i];
 		char path[PATH_MAX];
 		struct stat st;
 
-		key = next;
-		prev = &key;
-		if (p)
-			p->seen = t->scan_gen;
-		if (!p || p->has_lib)
+		/* a process that has not run since its last read cannot
+		 * have loaded anything: idle ones cost nothing */
+		if (p->has_lib || p->next_scan > t->scan_gen || p->cpu_ns == p->looked_cpu_ns)
 			continue;
-		/* frameworks load libcuda lazily, so look again, less often the
-		 * longer nothing shows up (a library already probed counts for
-		 * every process that maps it, looked at or not) */
-		if (p->wait) {
-			p->wait--;
-			continue;
-		}
-		if (!find_lib(t, next, path, sizeof(path), &st)) {
+		budget--;
+		t->cursor = i + 1;
+		p->looked_cpu_ns = p->cpu_ns;
+		if (!find_lib(t, p->tgid, path, sizeof(path), &st)) {
 			p->backoff = p->backoff ? (p->backoff * 2 > RESCAN_MAX ? RESCAN_MAX : p->backoff * 2) : 1;
-			p->wait = p->backoff - 1;
+			p->next_scan = t->scan_gen + p->backoff;
 			continue;
 		}
 		p->has_lib = true;
@@ -392,13 +459,6 @@ int gpu_tracker_scan(struct gpu_tracker *t, char *err, size_t errlen)
 		if (attach_lib(t, path, &st, err, errlen))
 			return -1;
 		added++;
-	}
-	/* forget processes no longer tracked */
-	for (size_t i = 0; i < t->n_pi;) {
-		if (t->pi[i].seen != t->scan_gen)
-			t->pi[i] = t->pi[--t->n_pi];
-		else
-			i++;
 	}
 	if (added && !was_active)
 		t->attach_ms = mono_ms() - start;

@@ -16,7 +16,7 @@
 
 /* Longest single wait: a stop flag set just before a blocking wait is seen
  * within this long (the wait cannot unblock signals atomically). */
-#define WAIT_SLICE_S 0.1
+#define WAIT_SLICE_S 0.5
 
 struct measure {
 	struct measure_opts o;

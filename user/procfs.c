@@ -58,15 +58,22 @@ static char *stat_fields(const char *root, int pid, char *buf, size_t len)
 	return rp && rp[1] == ' ' ? rp + 2 : NULL;
 }
 
+int procfs_state_ppid(const char *root, int pid, char *state, int *ppid)
+{
+	char buf[1024];
+	char *f = stat_fields(root, pid, buf, sizeof(buf));
+
+	if (!f || sscanf(f, "%c %d", state, ppid) != 2)
+		return -1;
+	return 0;
+}
+
 int procfs_ppid(const char *root, int pid)
 {
-	char buf[1024], state;
-	char *f = stat_fields(root, pid, buf, sizeof(buf));
+	char state;
 	int ppid;
 
-	if (!f || sscanf(f, "%c %d", &state, &ppid) != 2)
-		return -1;
-	return ppid;
+	return procfs_state_ppid(root, pid, &state, &ppid) ? -1 : ppid;
 }
 
 double procfs_cpu_seconds(const char *root, int pid)

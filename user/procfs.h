@@ -11,6 +11,9 @@ bool procfs_exists(const char *root, int pid);
 int procfs_comm(const char *root, int pid, char *buf, size_t len);
 /* Parent pid from /proc/PID/stat; -1 if gone. */
 int procfs_ppid(const char *root, int pid);
+/* State letter ('R', 'S', 'Z', ...) and parent pid from one read of
+ * /proc/PID/stat; -1 if gone. */
+int procfs_state_ppid(const char *root, int pid, char *state, int *ppid);
 /* utime + stime of /proc/PID/stat in seconds; < 0 if gone. */
 double procfs_cpu_seconds(const char *root, int pid);
 /* Calls fn for every process (not thread) in /proc. Stops early and

@@ -29,8 +29,13 @@ struct tracker *tracker_open(const struct target_set *targets, const struct trac
  * number of live processes per worker (may be NULL). */
 int tracker_read(struct tracker *t, double *cpu_s, unsigned *procs);
 
-/* Re-scan /proc: adopt processes matching --comm targets (renamed after exec,
- * or missed) and drop entries of processes that are gone. */
+/* Re-scan /proc, at attach and then at most every 10 s (the BPF programs
+ * adopt and drop processes as they fork, exec, rename and exit; this is the
+ * safety net): adopt processes matching --comm targets or children of
+ * tracked ones that were missed, and drop entries of processes that are
+ * gone. Only processes new to /proc are read (an untracked one again after
+ * 1, 2, 4 ... 16 listings), so the cost does not grow with the tracked
+ * ones. Cheap to call every tick. */
 void tracker_refresh(struct tracker *t);
 
 /* "tp_btf" or "raw_tp": which sched_switch program runs. */
@@ -39,6 +44,14 @@ const char *tracker_mode(const struct tracker *t);
 /* Adopt one more process into worker `worker` (used by tests and by callers
  * that learn of a worker's pid later). */
 int tracker_adopt(struct tracker *t, int pid, unsigned worker);
+
+/* The tracked processes now, sorted by tgid: *tgids, *workers and *cpu_ns
+ * (on-CPU nanoseconds of finished slices; both may be NULL) point into the
+ * tracker and stay valid until its next call. Read in batches, a few
+ * syscalls for any number of processes; the one tracker_read took this tick
+ * (since the last tracker_refresh) is reused. Returns the count. */
+size_t tracker_snapshot(struct tracker *t, const unsigned **tgids, const unsigned **workers,
+			const unsigned long long **cpu_ns);
 
 /* The worker a process belongs to; -1 if it is not tracked. */
 int tracker_worker_of(struct tracker *t, unsigned tgid);

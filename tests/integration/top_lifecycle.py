@@ -82,6 +82,25 @@ t.check(gone["cpu_s"] >= row["cpu_s"], "its CPU time is kept after it exits")
 erg.stop()
 t.cleanup()
 
+# --- --comm picks up a process that renames itself after attach ---------------
+# busy_worker --name calls prctl(PR_SET_NAME) first thing after its exec: the
+# exec shows "busy_worker", only the rename shows the target's name. erg lists
+# /proc only every 10 s, so counting it from its first second means the BPF
+# side saw the rename (task_rename).
+erg = t.Erg("top", "--comm", "ergrenamed=renamed", "--json", "0.5")
+erg.wait_for(lambda l: l.get("type") == "total")
+t.check(erg.last_model("renamed")["workers"] == 0, "no ergrenamed process before it starts")
+_, rp = t.start_worker("--duty", "0.5", name="ergrenamed")
+frozen = t.run_until_burned([rp], {rp: 0.0}, 1.0)[rp]
+row = erg.reading_after("renamed")
+t.log("rename: erg %.3f s, /proc %.3f s (the process's whole life)" % (row["cpu_s"], frozen))
+t.check(row["workers"] == 1, "the process renamed to ergrenamed after attach is tracked")
+t.check(frozen > 0.9 and row["cpu_s"] >= frozen * 0.98,
+        "it is counted from its rename (erg %.3f >= 98%% of %.3f)" % (row["cpu_s"], frozen))
+t.check(row["cpu_s"] <= frozen * 1.02, "and not more than it burned (erg %.3f <= 102%% of %.3f)" % (row["cpu_s"], frozen))
+erg.stop()
+t.cleanup()
+
 # --- --cgroup ------------------------------------------------------------------
 mnt = None
 with open("/proc/mounts") as f:
