@@ -196,6 +196,50 @@ static void ids_stay_unique_as_the_table_grows(void **state)
 	request_energy_free(re);
 }
 
+/* Many short requests within one tick, a few in flight at a time (a
+ * proxy at tens of thousands of requests/s): the table of requests in
+ * flight stays the size of what is in flight, the ended ones wait in their
+ * own array, and every one of them gets its share, exactly. */
+static void ended_requests_do_not_grow_the_table(void **state)
+{
+	enum { N = 20000, LIVE = 8 };
+	struct request_energy *re = request_energy_new(1, 0.0);
+	static uint64_t ids[N];
+	struct request_record rec[256];
+	uint64_t wnj[1] = { 7 * J }, req[1], non[1], got = 0, sum = 0;
+	size_t slots_cap, ended_cap;
+
+	(void)state;
+	for (int i = 0; i < N; i++) {
+		ids[i] = request_energy_begin(re, 0, 0, 0.1 + i * 1e-5);
+		assert_true(ids[i] > 0);
+		if (i >= LIVE)
+			assert_int_equal(request_energy_end(re, ids[i - LIVE], 0.1 + i * 1e-5, 200, 1, 1, 0, 0), 0);
+	}
+	request_energy_capacity(re, &slots_cap, &ended_cap, NULL);
+	assert_int_equal(slots_cap, REQUEST_ENERGY_MIN_CAP);	/* LIVE in flight fit the smallest */
+	assert_true(ended_cap >= N - LIVE);
+	request_energy_tick(re, 1.0, wnj, req, non);
+	assert_true(req[0] + non[0] == wnj[0]);
+	for (size_t n; (n = request_energy_take_completed(re, rec, 256)) > 0;)
+		for (size_t i = 0; i < n; i++) {
+			assert_true(rec[i].nj > 0);
+			sum += rec[i].nj;
+			got++;
+		}
+	assert_int_equal(got, N - LIVE);
+	/* the LIVE still in flight got theirs too: ended ones plus them = the
+	 * requests' part */
+	for (int i = N - LIVE; i < N; i++)
+		assert_int_equal(request_energy_end(re, ids[i], 1.0, 200, 1, 1, 0, 0), 0);
+	request_energy_tick(re, 1.0, (uint64_t[1]){ 0 }, NULL, NULL);
+	for (size_t n; (n = request_energy_take_completed(re, rec, 256)) > 0;)
+		for (size_t i = 0; i < n; i++)
+			sum += rec[i].nj;
+	assert_true(sum == req[0]);
+	request_energy_free(re);
+}
+
 /* Random traffic on four workers over thousands of ticks: every tick each
  * worker's split is exact, and the completed requests' joules plus the
  * non-request joules add up to every joule handed in. */
@@ -327,7 +371,7 @@ static void tables_shrink_back_after_a_burst(void **state)
 	struct request_energy *re = request_energy_new(2, 0.0);
 	static struct request_record rec[BURST];
 	uint64_t ids[BURST], long_id, in_total = 0, req_total = 0, rec_total = 0, long_nj = 0;
-	size_t slots_cap, done_cap, burst_slots, burst_done, n;
+	size_t slots_cap, ended_cap, done_cap, burst_slots, burst_ended, burst_done, n;
 	struct rng rng;
 	double t = 0.0;
 
@@ -357,16 +401,18 @@ static void tables_shrink_back_after_a_burst(void **state)
 			req_total += req[w];
 		}
 		if (tick == 0) {
-			request_energy_capacity(re, &burst_slots, &burst_done);
+			request_energy_capacity(re, &burst_slots, &burst_ended, &burst_done);
 			assert_true(burst_slots >= 2 * BURST);	/* grew past half full */
+			assert_true(burst_ended >= BURST);
 			assert_true(burst_done >= BURST);
 		}
 		while ((n = request_energy_take_completed(re, rec, BURST)) > 0)
 			for (size_t i = 0; i < n; i++)
 				rec_total += rec[i].nj;
 	}
-	request_energy_capacity(re, &slots_cap, &done_cap);
+	request_energy_capacity(re, &slots_cap, &ended_cap, &done_cap);
 	assert_int_equal(slots_cap, REQUEST_ENERGY_MIN_CAP);
+	assert_int_equal(ended_cap, REQUEST_ENERGY_MIN_CAP);
 	assert_int_equal(done_cap, REQUEST_ENERGY_MIN_CAP);
 	/* the long request was found through every halving */
 	assert_int_equal(request_energy_in_flight(re, 1), 1);
@@ -402,6 +448,7 @@ int main(void)
 		cmocka_unit_test(every_request_in_flight_gets_its_time_share),
 		cmocka_unit_test(plain_request_beside_a_stream_is_not_free),
 		cmocka_unit_test(ids_stay_unique_as_the_table_grows),
+		cmocka_unit_test(ended_requests_do_not_grow_the_table),
 		cmocka_unit_test(random_runs_conserve_every_nanojoule),
 		cmocka_unit_test(concurrent_proxy_threads_and_ticks),
 		cmocka_unit_test(tables_shrink_back_after_a_burst),

@@ -106,12 +106,16 @@ static struct conn *upstream_open(struct thread *t, int w)
 
 static bool is_hop_by_hop(const char *name, size_t len, const char *connection)
 {
-	static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
-					   "trailer", "transfer-encoding", "upgrade", "content-length",
-					   "expect", "x-erg-request-id" };
+	static const struct { const char *name; size_t len; } hop[] = {
+#define HOP(s) { s, sizeof(s) - 1 }
+		HOP("connection"), HOP("keep-alive"), HOP("proxy-connection"), HOP("te"), HOP("trailer"),
+		HOP("transfer-encoding"), HOP("upgrade"), HOP("content-length"), HOP("expect"),
+		HOP("x-erg-request-id"),
+#undef HOP
+	};
 
 	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		if (strlen(hop[i]) == len && !strncasecmp(hop[i], name, len))
+		if (hop[i].len == len && !strncasecmp(hop[i].name, name, len))
 			return true;
 	/* headers the Connection header names are for this hop only */
 	for (const char *s = connection; s && *s;) {
@@ -134,7 +138,8 @@ static bool build_forward(struct conn *c)
 	const char *connection = http_parse_header_get(p, "connection");
 	bool host = false, ok;
 
-	ok = sbuf_printf(&r->forward, "%s %s HTTP/1.1\r\n", http_parse_method(p), http_parse_target(p));
+	ok = sbuf_adds(&r->forward, http_parse_method(p)) && sbuf_adds(&r->forward, " ") &&
+	     sbuf_adds(&r->forward, http_parse_target(p)) && sbuf_adds(&r->forward, " HTTP/1.1\r\n");
 	for (size_t i = 0; ok && i < http_parse_header_count(p); i++) {
 		const char *name, *value;
 		size_t nlen, vlen;
@@ -147,9 +152,11 @@ static bool build_forward(struct conn *c)
 		     sbuf_add(&r->forward, value, vlen) && sbuf_adds(&r->forward, "\r\n");
 	}
 	if (ok && !host)
-		ok = sbuf_printf(&r->forward, "host: %s\r\n", c->t->p->cfg->workers[r->pub.worker].name);
-	return ok && sbuf_printf(&r->forward, "content-length: %zu\r\n\r\n", r->body.len) &&
-	       sbuf_add(&r->forward, r->body.data ? r->body.data : "", r->body.len);
+		ok = sbuf_adds(&r->forward, "host: ") &&
+		     sbuf_adds(&r->forward, c->t->p->cfg->workers[r->pub.worker].name) &&
+		     sbuf_adds(&r->forward, "\r\n");
+	return ok && sbuf_adds(&r->forward, "content-length: ") && sbuf_addu(&r->forward, r->body.len) &&
+	       sbuf_adds(&r->forward, "\r\n\r\n") && sbuf_add(&r->forward, r->body.data ? r->body.data : "", r->body.len);
 }
 
 void upstream_dispatch(struct conn *c)
@@ -346,10 +353,11 @@ static bool send_head(struct conn *c, struct conn *u)
 	if (!r->id[0])
 		proxy_own_id(c->t->p, r);
 	ok = eol && sbuf_add(h, r->resp_head.data, (size_t)(eol - r->resp_head.data) + 1) &&
-	     sbuf_printf(h, "x-erg-request-id: %s\r\nx-erg-model: %s\r\nx-erg-worker: %s\r\n", r->id,
-			 cfg->models[r->pub.model].name, cfg->workers[r->pub.worker].name);
+	     sbuf_adds(h, "x-erg-request-id: ") && sbuf_adds(h, r->id) && sbuf_adds(h, "\r\nx-erg-model: ") &&
+	     sbuf_adds(h, cfg->models[r->pub.model].name) && sbuf_adds(h, "\r\nx-erg-worker: ") &&
+	     sbuf_adds(h, cfg->workers[r->pub.worker].name) && sbuf_adds(h, "\r\n");
 	if (ok && r->pub.steered)
-		ok = sbuf_printf(h, "x-erg-budget: %u\r\n", r->pub.budget);
+		ok = sbuf_adds(h, "x-erg-budget: ") && sbuf_addu(h, r->pub.budget) && sbuf_adds(h, "\r\n");
 	for (size_t i = 0; ok && i < http_parse_header_count(p); i++) {
 		const char *name, *value;
 		size_t nlen, vlen;

@@ -34,7 +34,7 @@ struct worker_acc {
 	uint64_t kind_overlap[KINDS], kind_progress[KINDS];
 	uint64_t sum_overlap, share_nj, given_nj;
 	uint64_t best_nj;
-	size_t best_slot;
+	struct live_request *best;	/* the member given the most this tick */
 	bool has_member;
 	/* What the worker spends with no request in flight, nJ per ns: learnt
 	 * from ticks without any (EWMA), 0 until one is seen. */
@@ -53,6 +53,14 @@ struct request_energy {
 	 * distinct modulo cap stay distinct modulo 2 cap). */
 	struct live_request *slots;
 	size_t cap, used;
+	/* Requests ended since the last tick, in the order they ended: out of
+	 * the table, so the table holds only what is in flight (at 40,000
+	 * requests/s a table that also held a tick's ended ones grew, and was
+	 * rehashed, to 128 K slots under the lock, a stall every client felt).
+	 * An end that cannot grow this array leaves its request in the table
+	 * as SLOT_ENDED, handled the same way. */
+	struct live_request *ended;
+	size_t n_ended, ended_cap, ended_last_tick;
 	uint64_t next_id;
 	int64_t last_tick_ns;
 	int64_t latest_event_ns;	/* the tick ends no earlier than any event */
@@ -60,7 +68,7 @@ struct request_energy {
 	struct request_record *done;	/* completed, oldest at done_head */
 	size_t done_head, done_len, done_cap;
 	/* ticks in a row with the table / the queue under a quarter used */
-	unsigned slots_low_ticks, done_low_ticks;
+	unsigned slots_low_ticks, done_low_ticks, ended_low_ticks;
 };
 
 #define INITIAL_SLOTS REQUEST_ENERGY_MIN_CAP
@@ -110,6 +118,7 @@ void request_energy_free(struct request_energy *re)
 	pthread_mutex_destroy(&re->lock);
 	free(re->workers);
 	free(re->slots);
+	free(re->ended);
 	free(re->done);
 	free(re);
 }
@@ -187,6 +196,19 @@ static bool shrink_if_idle(struct request_energy *re)
 	} else {
 		re->slots_low_ticks = 0;
 	}
+	if (re->ended_cap > INITIAL_SLOTS && re->ended_last_tick * 4 < re->ended_cap) {
+		if (++re->ended_low_ticks >= REQUEST_ENERGY_SHRINK_TICKS) {
+			struct live_request *e = realloc(re->ended, re->ended_cap / 2 * sizeof(*e));
+
+			if (e) {	/* it is empty after the tick: nothing to keep */
+				re->ended = e;
+				re->ended_cap /= 2;
+				shrunk = true;
+			}
+		}
+	} else {
+		re->ended_low_ticks = 0;
+	}
 	if (re->done_cap > INITIAL_SLOTS && waiting * 4 < re->done_cap) {
 		if (++re->done_low_ticks >= REQUEST_ENERGY_SHRINK_TICKS) {
 			shrink_done(re);
@@ -196,6 +218,20 @@ static bool shrink_if_idle(struct request_energy *re)
 		re->done_low_ticks = 0;
 	}
 	return shrunk;
+}
+
+/* Double the array of ended requests (amortised: a few times under the
+ * first burst, then it stays). */
+static int grow_ended(struct request_energy *re)
+{
+	size_t cap = re->ended_cap ? re->ended_cap * 2 : INITIAL_SLOTS;
+	struct live_request *e = realloc(re->ended, cap * sizeof(*e));
+
+	if (!e)
+		return -1;
+	re->ended = e;
+	re->ended_cap = cap;
+	return 0;
 }
 
 /* An event's time, not before the tick already split. */
@@ -290,6 +326,11 @@ int request_energy_end(struct request_energy *re, uint64_t id, double now, int s
 		w = &re->workers[r->rec.worker];
 		if (--w->in_flight == 0)
 			w->busy_ns += r->end_ns - w->busy_since_ns;
+		if (re->n_ended < re->ended_cap || grow_ended(re) == 0) {
+			re->ended[re->n_ended++] = *r;
+			r->state = SLOT_FREE;
+			re->used--;
+		}
 	}
 	pthread_mutex_unlock(&re->lock);
 	return r ? 0 : -1;
@@ -328,6 +369,13 @@ static uint64_t progress(const struct live_request *r, int64_t from_ns, int64_t 
 	}
 }
 
+/* The tick's requests are the table's slots 0..cap-1, then the ended
+ * ones: i in 0..cap+n_ended-1. */
+static struct live_request *member(struct request_energy *re, size_t i)
+{
+	return i < re->cap ? &re->slots[i] : &re->ended[i - re->cap];
+}
+
 /* Pass 1: close the busy time of the tick and sum each worker's weights. */
 static void sum_weights(struct request_energy *re, int64_t now_ns)
 {
@@ -347,10 +395,11 @@ static void sum_weights(struct request_energy *re, int64_t now_ns)
 		memset(w->kind_overlap, 0, sizeof(w->kind_overlap));
 		memset(w->kind_progress, 0, sizeof(w->kind_progress));
 		w->sum_overlap = w->given_nj = w->best_nj = 0;
+		w->best = NULL;
 		w->has_member = false;
 	}
-	for (size_t i = 0; i < re->cap; i++) {
-		struct live_request *r = &re->slots[i];
+	for (size_t i = 0; i < re->cap + re->n_ended; i++) {
+		struct live_request *r = member(re, i);
 		struct worker_acc *w;
 		uint64_t ov;
 
@@ -407,8 +456,8 @@ static uint64_t requests_part(struct worker_acc *w, uint64_t worker_nj, uint64_t
  * exactly. */
 static void share_out(struct request_energy *re, int64_t now_ns)
 {
-	for (size_t i = 0; i < re->cap; i++) {
-		struct live_request *r = &re->slots[i];
+	for (size_t i = 0; i < re->cap + re->n_ended; i++) {
+		struct live_request *r = member(re, i);
 		struct worker_acc *w;
 		enum progress_kind k;
 		uint64_t kind_nj, nj;
@@ -425,14 +474,14 @@ static void share_out(struct request_energy *re, int64_t now_ns)
 		w->given_nj += nj;
 		if (nj >= w->best_nj) {
 			w->best_nj = nj;
-			w->best_slot = i;
+			w->best = r;
 		}
 	}
 	for (size_t i = 0; i < re->n_workers; i++) {
 		struct worker_acc *w = &re->workers[i];
 
-		if (w->share_nj)
-			re->slots[w->best_slot].rec.nj += w->share_nj - w->given_nj;
+		if (w->share_nj && w->best)
+			w->best->rec.nj += w->share_nj - w->given_nj;
 	}
 }
 
@@ -460,6 +509,10 @@ static void push_done(struct request_energy *re, const struct live_request *r)
 /* Pass 3: hand out the ended requests, start the next tick. */
 static void retire(struct request_energy *re)
 {
+	for (size_t i = 0; i < re->n_ended; i++)	/* in the order they ended */
+		push_done(re, &re->ended[i]);
+	re->ended_last_tick = re->n_ended;
+	re->n_ended = 0;
 	for (size_t i = 0; i < re->cap; i++) {
 		struct live_request *r = &re->slots[i];
 
@@ -541,11 +594,14 @@ size_t request_energy_in_flight(struct request_energy *re, unsigned worker)
 	return n;
 }
 
-void request_energy_capacity(struct request_energy *re, size_t *in_flight_cap, size_t *completed_cap)
+void request_energy_capacity(struct request_energy *re, size_t *in_flight_cap, size_t *ended_cap,
+			     size_t *completed_cap)
 {
 	pthread_mutex_lock(&re->lock);
 	if (in_flight_cap)
 		*in_flight_cap = re->cap;
+	if (ended_cap)
+		*ended_cap = re->ended_cap;
 	if (completed_cap)
 		*completed_cap = re->done_cap;
 	pthread_mutex_unlock(&re->lock);

@@ -30,8 +30,10 @@
  * table, held for a few instructions on progress (no allocation there);
  * begin may grow the table (amortised, doubling).
  *
- * Memory follows the load: the table of requests in flight and the queue of
- * completed ones double under a burst and, once under a quarter used for
+ * Memory follows the load: the table of requests in flight (those ended
+ * wait for their tick in an array of their own, so the table stays the size
+ * of what is in flight), that array and the queue of completed ones double
+ * under a burst and, once under a quarter used for
  * REQUEST_ENERGY_SHRINK_TICKS ticks in a row, halve each tick until they
  * fit again (never below REQUEST_ENERGY_MIN_CAP), so a burst does not keep
  * its memory, nor its per-tick scan of the table, for the process's life.
@@ -104,9 +106,11 @@ size_t request_energy_take_completed(struct request_energy *re, struct request_r
 /* Requests in flight on worker now (begun, not ended). */
 size_t request_energy_in_flight(struct request_energy *re, unsigned worker);
 
-/* The capacity of the table of requests in flight and of the queue of
- * completed requests now, in requests (for tests and memory checks). */
-void request_energy_capacity(struct request_energy *re, size_t *in_flight_cap, size_t *completed_cap);
+/* The capacity of the table of requests in flight, of the array of those
+ * ended since the last tick and of the queue of completed requests now, in
+ * requests (for tests and memory checks; each may be NULL). */
+void request_energy_capacity(struct request_energy *re, size_t *in_flight_cap, size_t *ended_cap,
+			     size_t *completed_cap);
 
 /* Since request_energy_new(): nanojoules of worker w that went to requests
  * and to non-request work. */

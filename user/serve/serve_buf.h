@@ -47,20 +47,42 @@ static inline bool sbuf_adds(struct sbuf *b, const char *s)
 	return sbuf_add(b, s, strlen(s));
 }
 
+/* A number in decimal, without printf: the request path writes a few per
+ * request. */
+static inline bool sbuf_addu(struct sbuf *b, unsigned long long v)
+{
+	char digits[24];
+	size_t n = sizeof(digits);
+
+	do {
+		digits[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return sbuf_add(b, digits + n, sizeof(digits) - n);
+}
+
 __attribute__((format(printf, 2, 3)))
 static inline bool sbuf_printf(struct sbuf *b, const char *fmt, ...)
 {
 	va_list ap;
 	int n;
 
+	/* one pass when it fits in the room left (the usual case on the
+	 * request path), a second only after growing */
+	size_t room = b->data ? b->cap - b->len : 0;
+
 	va_start(ap, fmt);
-	n = vsnprintf(NULL, 0, fmt, ap);
+	n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
 	va_end(ap);
-	if (n < 0 || !sbuf_reserve(b, (size_t)n + 1))
+	if (n < 0)
 		return false;
-	va_start(ap, fmt);
-	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
+	if ((size_t)n >= room) {
+		if (!sbuf_reserve(b, (size_t)n + 1))
+			return false;
+		va_start(ap, fmt);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
 	b->len += (size_t)n;
 	return true;
 }
