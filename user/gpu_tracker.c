@@ -34,7 +34,6 @@ struct lib {
 /* What is known of one tracked process. */
 struct pinfo {
 	unsigned tgid;
-	unsigned seen;		/* scan generation it was last tracked in */
 	bool has_lib;		/* its maps showed a driver library */
 	unsigned backoff;	/* scans between reads of its maps, doubling */
 	unsigned next_scan;	/* scan generation of its next maps read */

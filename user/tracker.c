@@ -255,11 +255,11 @@ static size_t snapshot(struct tracker *t)
 				break;
 			rc = bpf_map_lookup_batch(fd, in, &batch, t->snap_keys + n, t->snap_vals + n, &count, NULL);
 			if (rc && errno != ENOENT) {
-				if (n == 0 && (errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP)) {
+				/* an error: keep what was read, or read one key
+				 * at a time where batches are not supported */
+				if (n == 0 && (errno == EINVAL || errno == ENOTSUP || errno == EOPNOTSUPP))
 					t->batch_unsupported = true;
-					break;
-				}
-				break;	/* keep what was read */
+				break;
 			}
 			n += count;
 			if (rc)
@@ -333,7 +333,6 @@ void tracker_refresh(struct tracker *t)
 {
 	struct list_ctx now = { 0 };
 	int adopted = 0;
-
 	struct timespec ts;
 	double now_s;
 

@@ -56,6 +56,20 @@ t.check(erg.stop() == 0, "erg exits 0")
 t.check_conservation(erg.lines())
 t.cleanup()
 
+def counted_whole_life(erg, model, pid, label, tracked_what, counted_what):
+    """Run pid until it has burned a second of CPU, freeze it, and compare
+    erg's next reading of model with the kernel's figure at that frozen
+    instant (the process's whole life): tracked, and within 2%."""
+    frozen = t.run_until_burned([pid], {pid: 0.0}, 1.0)[pid]
+    row = erg.reading_after(model)
+    t.log("%s: erg %.3f s, /proc %.3f s (the process's whole life, fork to now)" % (label, row["cpu_s"], frozen))
+    t.check(row["workers"] == 1, tracked_what)
+    t.check(frozen > 0.9 and row["cpu_s"] >= frozen * 0.98,
+            "%s (erg %.3f >= 98%% of %.3f)" % (counted_what, row["cpu_s"], frozen))
+    t.check(row["cpu_s"] <= frozen * 1.02, "and not more than it burned (erg %.3f <= 102%% of %.3f)" % (row["cpu_s"], frozen))
+    return row
+
+
 # --- --comm picks up a process started after attach --------------------------
 spin = os.path.join(t.TMP, "ergspin")
 shutil.copy(t.BUSY, spin)
@@ -64,15 +78,8 @@ erg.wait_for(lambda l: l.get("type") == "total")
 t.check(erg.last_model("spinner")["workers"] == 0, "no ergspin process before it starts")
 sp = subprocess.Popen([spin, "--duty", "0.5"], stdout=subprocess.DEVNULL, start_new_session=True)
 t._started.append(sp)
-# run it until it has burned a second of CPU, freeze it, and compare erg's
-# next reading with the kernel's figure at that frozen instant
-frozen = t.run_until_burned([sp.pid], {sp.pid: 0.0}, 1.0)[sp.pid]
-row = erg.reading_after("spinner")
-t.log("comm: erg %.3f s, /proc %.3f s (the process's whole life, fork to now)" % (row["cpu_s"], frozen))
-t.check(row["workers"] == 1, "the ergspin process started after attach is tracked")
-t.check(frozen > 0.9 and row["cpu_s"] >= frozen * 0.98,
-        "process started after attach counted from its exec (erg %.3f >= 98%% of %.3f)" % (row["cpu_s"], frozen))
-t.check(row["cpu_s"] <= frozen * 1.02, "and not more than it burned (erg %.3f <= 102%% of %.3f)" % (row["cpu_s"], frozen))
+row = counted_whole_life(erg, "spinner", sp.pid, "comm", "the ergspin process started after attach is tracked",
+                         "process started after attach counted from its exec")
 os.killpg(sp.pid, signal.SIGKILL)
 sp.wait(timeout=60)
 erg.wait_ticks(2)
@@ -91,13 +98,8 @@ erg = t.Erg("top", "--comm", "ergrenamed=renamed", "--json", "0.5")
 erg.wait_for(lambda l: l.get("type") == "total")
 t.check(erg.last_model("renamed")["workers"] == 0, "no ergrenamed process before it starts")
 _, rp = t.start_worker("--duty", "0.5", name="ergrenamed")
-frozen = t.run_until_burned([rp], {rp: 0.0}, 1.0)[rp]
-row = erg.reading_after("renamed")
-t.log("rename: erg %.3f s, /proc %.3f s (the process's whole life)" % (row["cpu_s"], frozen))
-t.check(row["workers"] == 1, "the process renamed to ergrenamed after attach is tracked")
-t.check(frozen > 0.9 and row["cpu_s"] >= frozen * 0.98,
-        "it is counted from its rename (erg %.3f >= 98%% of %.3f)" % (row["cpu_s"], frozen))
-t.check(row["cpu_s"] <= frozen * 1.02, "and not more than it burned (erg %.3f <= 102%% of %.3f)" % (row["cpu_s"], frozen))
+counted_whole_life(erg, "renamed", rp, "rename", "the process renamed to ergrenamed after attach is tracked",
+                   "it is counted from its rename")
 erg.stop()
 t.cleanup()
 
