@@ -434,8 +434,8 @@ int gpu_tracker_scan(struct gpu_tracker *t, char *err, size_t errlen)
 	 * longer nothing shows up (a library already probed counts for every
 	 * process that maps it, looked at or not); at most MAPS_PER_SCAN maps
 	 * files per scan, taking turns from where the last scan stopped */
-	for (size_t k = 0; k < n && budget; k++) {
-		size_t i = (t->cursor + k) % n;
+	for (size_t k = 0, first = t->cursor; k < n && budget; k++) {
+		size_t i = (first + k) % n;
 		struct pinfo *p = &t->pi[i];
 		char path[PATH_MAX];
 		struct stat st;

@@ -273,6 +273,40 @@ erg.stop()
 check_conservation_gpu(erg.lines())
 w2.quit()
 
+# ---- 4b. every tracked process's maps are read at attach ----
+# the GPU worker between two idle CPU-only processes in tgid order (the
+# order erg walks them): its library is probed before erg's first line, so
+# calls made right after attach count, even if it never runs again
+def idle_process():
+    p = subprocess.Popen(["sleep", "600"], start_new_session=True)
+    t._started.append(p)
+    return p
+
+
+trio = [idle_process(), GpuWorker(env=SLOW), idle_process()]
+while not trio[0].pid < trio[1].pid < trio[2].pid:	# pids wrapped: start the last one again
+    trio[2].kill()
+    trio[2] = idle_process()
+erg = t.Erg("top", *sum((["--pid", "%d=trio" % p.pid] for p in trio), []), "--json", "--no-requests", "0.5")
+first = erg.wait_for(lambda l: l.get("type") == "total")[0]
+# probed at attach, the GPU part counts from attach: the first interval has
+# GPU joules (the device's idle power at least); probed only at the first
+# tick, it would count from there and this line would have none
+t.check(first.get("gpu_status") == "active" and first.get("gpu_nj", 0) > 0,
+        "GPU worker between two idle processes: probed at attach, GPU joules from the first line (%s, %.3f J)"
+        % (first.get("gpu_status"), first.get("gpu_nj", 0) / 1e9))
+t0 = trio[1].truth()
+t1 = trio[1].run(10)
+settle(erg)
+t.check(gpu_rows(erg, "trio")[-1]["launches"] == delta(t0, t1, "launches"),
+        "... and its launches right after attach counted exactly (%d)" % delta(t0, t1, "launches"))
+erg.stop()
+check_conservation_gpu(erg.lines())
+trio[1].quit()
+for p in (trio[0], trio[2]):
+    p.kill()
+    p.wait()
+
 # ---- 5. 50 workers: attach time, and every launch counted ----
 many = [GpuWorker(name="erg_gpu_many") for _ in range(50)]
 start = time.monotonic()
