@@ -225,13 +225,16 @@ def raw(serve, data, timeout=60):
     return r, closed
 
 
-def wait_for(cond, what, timeout=60):
-    """Poll cond until it is true (no timing is asserted: timeout only stops a hang)."""
+def wait_for(cond, what, timeout=60, explain=None):
+    """Poll cond until it is true (no timing is asserted: timeout only stops a
+    hang); on a timeout, explain() says what was seen instead."""
     end = time.time() + timeout
     while time.time() < end:
         if cond():
             return
         time.sleep(0.05)
+    if explain:
+        log(explain())
     fail("%s: not within %d s" % (what, timeout))
 
 

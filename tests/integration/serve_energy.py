@@ -100,13 +100,9 @@ def main():
     killed_mid_stream(serve, fragile)
     n["small"] += 1	# the request after the kill
     check(call(serve, "GET", "/v1/models").status == 200, "a request erg answers itself")
-    end = time.time() + 60
-    while energy_series(serve).get(("big", "gpu"), 0) <= 0:
-        if time.time() > end:
-            log("  /metrics energy: %s\n  erg serve stderr:\n%s" % (energy_series(serve), serve.stderr()[-2000:]))
-            fail("GPU joules of the big model on /metrics: not within 60 s")
-        time.sleep(0.05)
-    log("ok: GPU joules of the big model on /metrics")
+    wait_for(lambda: energy_series(serve).get(("big", "gpu"), 0) > 0, "GPU joules of the big model on /metrics",
+             explain=lambda: "  /metrics energy: %s\n  erg serve stderr:\n%s" % (energy_series(serve),
+                                                                              serve.stderr()[-2000:]))
     # a request's last tick is split at the tick's end: two ticks (0.5 s)
     # after the last request, /metrics holds every tick the requests had
     time.sleep(1.2)
