@@ -18,6 +18,9 @@
  * within this long (the wait cannot unblock signals atomically). */
 #define WAIT_SLICE_S 0.5
 
+/* processes with open requests stamped per tick (more wait for an event) */
+#define MAX_OPEN_TGIDS 256
+
 struct measure {
 	struct measure_opts o;
 	const char *prog;
@@ -44,7 +47,25 @@ struct measure {
 	bool wait_failed;		/* epoll on the ring buffer failed: sleep */
 	bool socks_busy;		/* the last read found socket events */
 	double unix_offset_s;		/* CLOCK_REALTIME - CLOCK_MONOTONIC at open */
+	long tick_gap_ms;		/* ERG_TEST_TICK_GAP_MS: see measure_tick */
+	/* processes with open requests and their CPU, read before a tick's
+	 * events are drained (see read_open_cpu) */
+	unsigned read_tgids[MAX_OPEN_TGIDS];
+	unsigned long long read_cpu_ns[MAX_OPEN_TGIDS];
+	size_t n_read;
 };
+
+/* For the tests only: ERG_TEST_TICK_GAP_MS makes each tick wait that long
+ * after draining the socket events, before the request windows are stamped
+ * with their processes' CPU, as a preempted erg would; requests that start
+ * in that gap must still get all their CPU. */
+static long tick_gap_ms(void)
+{
+	const char *v = getenv("ERG_TEST_TICK_GAP_MS");
+	long ms = v ? strtol(v, NULL, 10) : 0;
+
+	return ms > 0 && ms < 10000 ? ms : 0;
+}
 
 double measure_now(void)
 {
@@ -185,6 +206,7 @@ struct measure *measure_open(const struct target_set *targets, const struct meas
 	m->o = *opts;
 	m->prog = opts->prog ? opts->prog : "erg";
 	m->unix_offset_s = unix_offset();
+	m->tick_gap_ms = tick_gap_ms();
 	if (!m->o.no_requests && m->o.request_paths && !requests_paths_valid(m->o.request_paths)) {
 		errbuf_set(err, errlen, MEASURE_REQUEST_PATHS_ERROR, m->o.request_paths);
 		goto fail;
@@ -306,20 +328,47 @@ static void take_completed(struct measure *m)
 	}
 }
 
-/* Request windows get the CPU stamps of now, then each worker's tick
- * joules are split between its requests and the rest. */
+/* The CPU of the processes with open requests, read before the tick drains
+ * the socket events. Read after the drain, the reading would also hold the
+ * CPU of a request that started in between, whose start event is still in
+ * the ring buffer: charged to the requests open before it, and lost to it,
+ * as its event's lower stamp then counts nothing. Read before, an event in
+ * the buffer is applied first, and one that comes later has a higher stamp,
+ * against which the reading counts nothing. */
+static void read_open_cpu(struct measure *m)
+{
+	m->n_read = m->requests ? requests_open_tgids(m->requests, m->read_tgids, MAX_OPEN_TGIDS) : 0;
+	for (size_t i = 0; i < m->n_read; i++)
+		m->read_cpu_ns[i] = tracker_proc_cpu_ns(m->tracker, m->read_tgids[i]);
+}
+
+static bool was_read(const struct measure *m, unsigned tgid)
+{
+	for (size_t i = 0; i < m->n_read; i++)
+		if (m->read_tgids[i] == tgid)
+			return true;
+	return false;
+}
+
+/* Request windows get their CPU stamps (read_open_cpu's, and a reading of
+ * now for processes whose first open request came with the drain), then
+ * each worker's tick joules are split between its requests and the rest. */
 static void split_requests(struct measure *m, double now_s)
 {
-	unsigned open_tgids[256];
+	unsigned open_tgids[MAX_OPEN_TGIDS];
 	size_t n_open;
 
 	if (!m->requests) {
 		memset(m->request_nj, 0, sizeof(m->request_nj));
 		return;
 	}
-	n_open = requests_open_tgids(m->requests, open_tgids, 256);
+	for (size_t i = 0; i < m->n_read; i++)
+		requests_stamp(m->requests, m->read_tgids[i], now_s, m->read_cpu_ns[i]);
+	n_open = requests_open_tgids(m->requests, open_tgids, MAX_OPEN_TGIDS);
 	for (size_t i = 0; i < n_open; i++)
-		requests_stamp(m->requests, open_tgids[i], now_s, tracker_proc_cpu_ns(m->tracker, open_tgids[i]));
+		if (!was_read(m, open_tgids[i]))
+			requests_stamp(m->requests, open_tgids[i], now_s,
+				       tracker_proc_cpu_ns(m->tracker, open_tgids[i]));
 	requests_split(m->requests, now_s, m->tick_nj, m->tick_cpu, m->request_nj, m->nonrequest_nj);
 	take_completed(m);
 }
@@ -370,7 +419,13 @@ int measure_tick(struct measure *m, double now_s, char *err, size_t errlen)
 		return -1;
 	}
 	tracker_refresh(m->tracker);
+	read_open_cpu(m);
 	drain(m);
+	if (m->tick_gap_ms) {
+		struct timespec gap = { m->tick_gap_ms / 1000, m->tick_gap_ms % 1000 * 1000000L };
+
+		nanosleep(&gap, NULL);
+	}
 	if (tracker_read(m->tracker, m->cur_cpu, m->procs)) {
 		errbuf_set(err, errlen, "cannot read the BPF counters: %s", strerror(errno));
 		return -1;

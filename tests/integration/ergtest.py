@@ -206,13 +206,14 @@ def signal_group(pgid, sig):
 class Erg:
     """erg running in the background with its stdout in a file."""
 
-    def __init__(self, *args, tmpdir=None):
+    def __init__(self, *args, tmpdir=None, env=None):
         tmpdir = tmpdir or TMP
         self.path = os.path.join(tmpdir, "erg-out-%d-%d.ndjson" % (os.getpid(), time.monotonic_ns()))
         self.errpath = self.path + ".err"
         self.out = open(self.path, "w")
         self.err = open(self.errpath, "w")
-        self.proc = subprocess.Popen([ERG] + list(args), stdout=self.out, stderr=self.err)
+        self.proc = subprocess.Popen([ERG] + list(args), stdout=self.out, stderr=self.err,
+                                     env=dict(os.environ, **env) if env else None)
         _ergs.append(self)
 
     def lines(self):

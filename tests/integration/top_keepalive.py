@@ -8,7 +8,10 @@ erg top cuts them from the socket hooks:
   (c) a streamed (SSE) response's sse_events is the number of data: lines sent;
   (d) start and end are unix seconds inside the test's own time.time() window;
   (e) on this kernel the sock tracepoints run (tp_btf), and --socket-hooks
-      syscalls sees the same requests.
+      syscalls sees the same requests;
+  (f) with erg held up at each tick between draining the socket events and
+      stamping the open requests' CPU (ERG_TEST_TICK_GAP_MS, as a preempted
+      erg on a busy machine), a B that starts in that gap keeps all its CPU.
 The server is this file run with --server: one thread, one selector loop."""
 import os
 import re
@@ -160,6 +163,19 @@ def scenario(port):
     return ["/v1/a?work=10", "/v1/b?work=400", "/v1/models", "/v1/split", "/v1/completions?sse=%d" % SSE_EVENTS]
 
 
+def gap_scenario(port, rounds):
+    """A asks, then idles on its open connection while B's request of 400 ms
+    starts; B's start must not be charged to A when erg is slow at a tick."""
+    a = connect(port)
+    for i in range(rounds):
+        t.check(request(a, "POST", "/v1/a?work=1&round=%d" % i, b"{}") == b"200", "A answered")
+        time.sleep(0.03 + 0.07 * i)  # B starts at a different phase of the tick each round
+        b = connect(port)
+        t.check(request(b, "POST", "/v1/b?work=400&round=%d" % i, b"{}") == b"200", "B answered")
+        b.close()
+    a.close()
+
+
 def run(port, pid, hooks):
     args = ["top", "--pid", "%d=srv" % pid, "--json", "0.5"]
     if hooks:
@@ -217,4 +233,24 @@ first, reqs_sys, _, _ = run(port, pid, "syscalls")
 t.check(first["sockets"] == "syscalls", "--socket-hooks syscalls runs the syscall tracepoints")
 t.check(len(reqs_sys) == len(reqs), "the syscall hooks see the same %d requests" % len(reqs))
 t.check(reqs_sys["/v1/completions?sse=%d" % SSE_EVENTS]["sse_events"] == SSE_EVENTS, "and the same SSE count")
+
+# (f) erg held up at each tick between draining the socket events and
+# stamping the open requests with their CPU, as a preempted erg is on a busy
+# machine: 400 of every 500 ms, so most B requests start inside that gap.
+ROUNDS = 8
+erg = t.Erg("top", "--pid", "%d=srv" % pid, "--json", "0.5", env={"ERG_TEST_TICK_GAP_MS": "400"})
+erg.wait_for(lambda l: l.get("type") == "total")
+gap_scenario(port, ROUNDS)
+erg.wait_for(lambda l: len([x for x in erg.lines() if x.get("type") == "request" and "/v1/b" in x["path"]]) >= ROUNDS,
+             timeout=20)
+lines = erg.lines()
+t.check(erg.stop() == 0, "erg exits 0")
+t.check_conservation(lines)
+bs = [r for r in lines if r.get("type") == "request" and "/v1/b" in r["path"]]
+t.log("with a 400 ms gap at each tick, B is charged %s CPU s" % ", ".join("%.3f" % r["cpu_s"] for r in bs))
+# the server burns 400 ms of process time, so B uses at least that much CPU
+# between its request and its response, and erg reads both ends' CPU in BPF
+t.check(len(bs) == ROUNDS and all(r["cpu_s"] >= 0.39 for r in bs),
+        "a request that starts while erg is held up at a tick keeps its CPU: B's 400 ms are charged %s CPU s"
+        % ", ".join("%.3f" % r["cpu_s"] for r in bs))
 t.cleanup()
