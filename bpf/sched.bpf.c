@@ -22,6 +22,7 @@
 #include "erg.h"
 #include "procs_map.bpf.h"
 #include "cpu_state_map.bpf.h"
+#include "thread_marks_map.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -48,21 +49,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct erg_worker_counters);
 } worker_counters SEC(".maps");
-
-/* Per tracked thread: its se.sum_exec_runtime up to which it is counted;
- * each switch-out counts the growth since and moves it on. Kept with the
- * thread rather than per CPU, so a switch the program did not see loses
- * nothing and counts nothing twice. */
-struct thread_mark {
-	__u64 runtime_ns;
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct thread_mark);
-} thread_marks SEC(".maps");
 
 /* Per CPU: the tracked thread switched in last and its runtime then, the
  * start of its first slice before it has a mark (raw_tp programs get no

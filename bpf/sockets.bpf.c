@@ -19,8 +19,9 @@
  * untracked task is turned away by the per-CPU `cpu_state` sched_switch
  * keeps (who runs here and whether it is tracked): an array lookup and a
  * compare, no hash lookup. Each event carries the process's on-CPU time at
- * that moment (its finished slices from `procs` plus the slice in flight from
- * `cpu_state`), so user space can tell how much CPU each request window used.
+ * that moment (its finished slices from `procs` plus the calling thread's
+ * runtime not yet counted, from `thread_marks`), so user space can tell how
+ * much CPU each request window used.
  *
  * Payload: the sock tracepoints give the length, not the buffer. The buffer
  * is still in the caller's memory when they fire (after the copy), and the
@@ -39,6 +40,7 @@
 #include "fd_file.bpf.h"
 #include "procs_map.bpf.h"
 #include "cpu_state_map.bpf.h"
+#include "thread_marks_map.bpf.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -142,23 +144,51 @@ static __always_inline __u64 first_iov_base(__u64 iov)
 	return (__u64)v.iov_base;
 }
 
+/* The CPU process tgid has used up to now: its finished slices, plus what
+ * the running thread's next switch-out will count, the growth of its
+ * se.sum_exec_runtime since its mark (at most a scheduler tick behind). Read
+ * from the thread itself, not from this CPU's record of who was switched in
+ * last: on a busy machine that record has been seen not to name a thread
+ * that had run for a quarter of a second, and an event stamped from it alone
+ * came out that much low, which took the CPU from the request it ended. A
+ * thread without a mark yet (not switched out since erg attached), or an
+ * event in another process's context (a close in softirq), falls back to
+ * that record's clock. */
+static __always_inline __u64 proc_cpu_now(const struct erg_proc *proc, __u32 tgid, __u64 now)
+{
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct erg_cpu_state *cpu;
+	struct thread_mark *mark;
+	__u32 zero = 0;
+	__u64 ns = proc->cpu_ns;
+
+	if ((__u32)(bpf_get_current_pid_tgid() >> 32) == tgid) {
+		mark = bpf_task_storage_get(&thread_marks, task, NULL, 0);
+		if (mark && mark->runtime_ns) {
+			__u64 runtime = BPF_CORE_READ(task, se.sum_exec_runtime);
+
+			return ns + (runtime > mark->runtime_ns ? runtime - mark->runtime_ns : 0);
+		}
+	}
+	cpu = bpf_map_lookup_elem(&cpu_state, &zero);
+	if (cpu && cpu->tgid == tgid && cpu->since_ns && now > cpu->since_ns)
+		ns += now - cpu->since_ns;
+	return ns;
+}
+
 static __always_inline void emit(__u32 tgid, __u64 sock, __u32 dir, __u32 bytes, __u64 buf)
 {
 	struct erg_sock_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	__u32 zero = 0;
 
 	if (!e) {
 		__sync_fetch_and_add(&dropped_events, 1);
 		return;
 	}
 	struct erg_proc *proc = bpf_map_lookup_elem(&procs, &tgid);
-	struct erg_cpu_state *cpu = bpf_map_lookup_elem(&cpu_state, &zero);
 	__u64 now = bpf_ktime_get_ns();
 
 	e->ts_ns = now;
-	e->cpu_ns = proc ? proc->cpu_ns : 0;
-	if (proc && cpu && cpu->tgid == tgid && cpu->since_ns && now > cpu->since_ns)
-		e->cpu_ns += now - cpu->since_ns;
+	e->cpu_ns = proc ? proc_cpu_now(proc, tgid, now) : 0;
 	e->sock = sock;
 	e->tgid = tgid;
 	e->dir = dir;

@@ -81,6 +81,8 @@ static int load_set(struct sock_tracker *st, enum sock_hooks set)
 	if (!rc)
 		rc = bpf_map__reuse_fd(st->skel->maps.cpu_state, tracker_cpu_state_fd(st->procs));
 	if (!rc)
+		rc = bpf_map__reuse_fd(st->skel->maps.thread_marks, tracker_thread_marks_fd(st->procs));
+	if (!rc)
 		rc = sockets_bpf__load(st->skel);
 	if (!rc)
 		rc = sockets_bpf__attach(st->skel);

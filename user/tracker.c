@@ -539,6 +539,11 @@ int tracker_cpu_state_fd(const struct tracker *t)
 	return bpf_map__fd(t->skel->maps.cpu_state);
 }
 
+int tracker_thread_marks_fd(const struct tracker *t)
+{
+	return bpf_map__fd(t->skel->maps.thread_marks);
+}
+
 unsigned long long tracker_proc_cpu_ns(struct tracker *t, unsigned tgid)
 {
 	struct erg_proc proc;

@@ -61,6 +61,8 @@ int tracker_worker_of(struct tracker *t, unsigned tgid);
 int tracker_procs_fd(const struct tracker *t);
 /* fd of the per-CPU "who runs since when" map, shared likewise. */
 int tracker_cpu_state_fd(const struct tracker *t);
+/* Per-thread runtime counted so far (thread_marks), shared like procs. */
+int tracker_thread_marks_fd(const struct tracker *t);
 /* On-CPU nanoseconds of one tracked process so far (finished slices);
  * 0 if it is not tracked. */
 unsigned long long tracker_proc_cpu_ns(struct tracker *t, unsigned tgid);
